@@ -1,0 +1,157 @@
+"""The user-facing facade: a ``MetaRouter`` class holding a fitted pytree.
+
+Integer seeds are accepted here only; everything below takes explicit keys.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mrjax._typing import ArrayLike
+from mrjax.cate._cate import CateConfig, default_cate_hyper
+from mrjax.data._dataset import Dataset, _as_float, _check_finite, from_sources
+from mrjax.learners._base import Learner
+from mrjax.learners._linear import Logistic, RandomFeatureRidge
+from mrjax.router._fit import RouterConfig, RouterHyper, fit_router, predict_quality, predict_router_bias
+from mrjax.router._rule import route as _route
+
+_fit_jit = jax.jit(fit_router, static_argnames=("config",))
+
+
+class MetaRouter:
+    """Fit a router's quality gain ψ̂ from gold and preference labels, then route.
+
+    Parameters
+    ----------
+    method : ``"meta"`` (default) or a baseline: ``"golden"``, ``"preference"``,
+        ``"pooled"``, ``"mean_shift"``, ``"all_golden"``.
+    cate : the bias learner, ``"r"``, ``"dr"``, ``"x"``, ``"t"`` or ``"s"``.
+    learner : regressor used for the outcome models, the bias and ψ̂
+        (random-feature ridge by default).
+    propensity : classifier for ``P(gold | x)``, or ``"known"`` when the gold rows were
+        drawn at random (then the gold share ``n / (n + m)`` is used).
+    n_folds : cross-fitting folds (0: in-sample nuisances).
+    scale : ``"variance"`` (default), ``"magnitude"``, ``"wasserstein"`` or ``"none"``.
+    preference_weight : λ, the weight of the debiased preference rows.
+    propensity_clip : ``(low, high)``.
+    bias_clip : bound on ``|Δ̂|`` (None: no clipping).
+    seed : int.
+
+    Attributes (after ``fit``)
+    --------------------------
+    fit_ : RouterFit pytree; info_ : RouterInfo diagnostics.
+    """
+
+    def __init__(
+        self,
+        method: str = "meta",
+        cate: str = "r",
+        learner: Learner | None = None,
+        propensity: Learner | str = "logistic",
+        n_folds: int = 5,
+        scale: str = "variance",
+        preference_weight: float = 1.0,
+        propensity_clip: Sequence[float] = (1e-3, 1 - 1e-3),
+        bias_clip: float | None = None,
+        seed: int = 0,
+    ):
+        learner = RandomFeatureRidge() if learner is None else learner
+        if isinstance(propensity, str):
+            if propensity not in ("logistic", "known"):
+                raise ValueError(f"propensity must be a classifier, 'logistic' or 'known', got {propensity!r}")
+            propensity = Logistic() if propensity == "logistic" else None
+        low, high = (float(v) for v in propensity_clip)
+        if not 0.0 <= low < high <= 1.0:
+            raise ValueError(f"propensity_clip must satisfy 0 <= low < high <= 1, got {tuple(propensity_clip)}")
+        if preference_weight < 0 or not np.isfinite(preference_weight):
+            raise ValueError(f"preference_weight must be finite and >= 0, got {preference_weight}")
+        self.config = RouterConfig(
+            method=method,
+            cate=CateConfig(kind=cate, propensity_learner=propensity, outcome_learner=learner,
+                            effect_learner=learner, n_folds=n_folds),
+            quality_learner=learner,
+            scale=scale,
+        )
+        cate_hyper = default_cate_hyper(self.config.cate)._replace(
+            propensity_clip=jnp.asarray([low, high], jnp.float32),
+            bias_clip=jnp.asarray(np.inf if bias_clip is None else bias_clip, jnp.float32),
+        )
+        self.hyper = RouterHyper(jnp.asarray(preference_weight, jnp.float32), cate_hyper, learner.hyper())
+        self.seed = int(seed)
+        self.fit_ = None
+        self.info_ = None
+
+    def fit(
+        self,
+        gold_features: ArrayLike | Dataset,
+        gold_label: ArrayLike | None = None,
+        preference_features: ArrayLike | None = None,
+        preference_label: ArrayLike | None = None,
+        *,
+        gold_weight: ArrayLike | None = None,
+        preference_weight: ArrayLike | None = None,
+        all_gold_label: ArrayLike | None = None,
+    ) -> "MetaRouter":
+        """Fit on gold ``(X_G, r)`` and preference ``(X_P, y)`` data, or on a ready :class:`Dataset`.
+
+        ``all_gold_label`` (gold labels for every pooled row) is needed only by ``"all_golden"``.
+        """
+        if isinstance(gold_features, Dataset):
+            data = gold_features
+        else:
+            if gold_label is None or preference_features is None or preference_label is None:
+                raise ValueError("fit needs gold_features, gold_label, preference_features and preference_label")
+            data = from_sources(gold_features, gold_label, preference_features, preference_label,
+                                gold_weight, preference_weight)
+        gl = None
+        if all_gold_label is not None:
+            gl_np = _as_float("all_gold_label", all_gold_label, 1)
+            _check_finite("all_gold_label", gl_np)
+            gl = jnp.asarray(gl_np, jnp.float32)
+        fit, info = _fit_jit(jax.random.key(self.seed), data, self.config, self.hyper, gl)
+        if int(info.n_nonfinite) > 0:
+            raise FloatingPointError(
+                f"{int(info.n_nonfinite)} non-finite training targets after debiasing; "
+                "check the propensity diagnostics (info_.cate.propensity) and the clip levels"
+            )
+        p = info.cate.propensity
+        if int(p.n_extreme) > 0:
+            warnings.warn(
+                f"the propensity model returned 0 or 1 on {int(p.n_extreme)} rows (no overlap there); "
+                f"they were clipped to {tuple(np.asarray(self.hyper.cate.propensity_clip).tolist())}",
+                RuntimeWarning, stacklevel=2)
+        self.fit_, self.info_ = fit, info
+        return self
+
+    def _features(self, X: ArrayLike) -> jnp.ndarray:
+        if self.fit_ is None:
+            raise RuntimeError("call fit() first")
+        x = _as_float("X", X, 2)
+        d = self.fit_.standardizer.mean.shape[0]
+        if x.shape[1] != d:
+            raise ValueError(f"X: expected {d} feature columns (as in training), got {x.shape[1]}")
+        _check_finite("X", x)
+        return jnp.asarray(x, jnp.float32)
+
+    def quality_gain(self, X: ArrayLike) -> np.ndarray:
+        """ψ̂(x): estimated gold-standard gain of the primary model, shape ``(n,)``."""
+        return np.asarray(predict_quality(self.config, self.fit_, self._features(X)))
+
+    def effect(self, X: ArrayLike) -> np.ndarray:
+        """Δ̂(x): estimated preference bias (gold minus preference), shape ``(n,)``."""
+        return np.asarray(predict_router_bias(self.config, self.fit_, self._features(X)))
+
+    def route(self, X: ArrayLike, cost_weight, cost_primary=1.0, cost_alternative=0.0) -> np.ndarray:
+        """Route to the primary iff ``ψ̂ − w (C_p − C_a) > 0``; ``(n,)`` or ``(W, n)`` booleans."""
+        w = np.asarray(cost_weight, dtype=np.float64)
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise ValueError(f"cost_weight must be finite and >= 0, got {cost_weight!r}")
+        return np.asarray(_route(jnp.asarray(self.quality_gain(X)), w, cost_primary, cost_alternative))
+
+    def sweep(self, X: ArrayLike, cost_weights, cost_primary=1.0, cost_alternative=0.0) -> np.ndarray:
+        """Share of queries routed to the primary for each cost weight, shape ``(W,)``."""
+        return self.route(X, np.atleast_1d(cost_weights), cost_primary, cost_alternative).mean(axis=1)

@@ -1,0 +1,257 @@
+"""CATE meta-learners for the preference bias ``Δ(x) = E[o(1) − o(0) | x]``.
+
+The label source is the treatment (``t = 1`` gold, ``t = 0`` preference).
+
+* R-learner (Nie & Wager, 2021): regress ``(o − m̂)/(t − p̂)`` on ``x`` with weights ``(t − p̂)²``.
+* DR-learner (Kennedy, 2023): regress ``φ = (t − p̂)/(p̂(1 − p̂)) (o − μ̂_t) + μ̂_1 − μ̂_0`` on ``x``.
+* T-learner: ``μ̂_1 − μ̂_0``. S-learner: one model of ``o`` on ``(x, t)``, differenced.
+* X-learner (Künzel et al., 2019), built for very unequal arms: impute
+  ``D_1 = r − μ̂_0(x)`` on gold rows and ``D_0 = μ̂_1(x) − y`` on preference rows, fit
+  ``τ_1`` and ``τ_0``, combine ``τ = p̂ τ_0 + (1 − p̂) τ_1``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from mrjax._typing import Array, PRNGKey
+from mrjax.data._dataset import Dataset
+from mrjax.data._folds import Folds, make_folds
+from mrjax.learners._base import Learner
+from mrjax.learners._linear import Logistic, RandomFeatureRidge
+from mrjax.nuisance._nuisance import PropensityInfo, fit_outcome, fit_propensity
+
+CATE_KINDS = ("r", "dr", "x", "t", "s")
+
+
+@dataclasses.dataclass(frozen=True)
+class CateConfig:
+    """Static description of a CATE learner for the bias.
+
+    Attributes
+    ----------
+    kind : one of ``"r"``, ``"dr"``, ``"x"``, ``"t"``, ``"s"``.
+    propensity_learner : classifier for ``P(gold | x)``; ``None`` uses a known
+        propensity (the gold share, or the ``known_propensity`` passed to ``fit_cate``).
+    outcome_learner : regressor for ``m̂``, ``μ̂_1``, ``μ̂_0`` (and the S-learner's model).
+    effect_learner : the final regression of the pseudo-outcomes on ``x``.
+    n_folds : cross-fitting folds; 0 fits nuisances in-sample (the authors' code).
+    """
+
+    kind: str = "r"
+    propensity_learner: Learner | None = Logistic()
+    outcome_learner: Learner = RandomFeatureRidge()
+    effect_learner: Learner = RandomFeatureRidge()
+    n_folds: int = 5
+
+    def __post_init__(self):
+        if self.kind not in CATE_KINDS:
+            raise ValueError(f"CATE kind must be one of {CATE_KINDS}, got {self.kind!r}")
+        if self.n_folds == 1 or self.n_folds < 0:
+            raise ValueError(f"n_folds must be 0 (in-sample) or at least 2, got {self.n_folds}")
+        for name in ("outcome_learner", "effect_learner"):
+            if getattr(self, name).task != "regression":
+                raise ValueError(f"{name} must be a regressor, got task {getattr(self, name).task!r}")
+        if self.propensity_learner is not None and self.propensity_learner.task != "classification":
+            raise ValueError("propensity_learner must be a classifier (task 'classification')")
+
+
+class CateHyper(NamedTuple):
+    """Sweepable numbers of a CATE fit (all arrays).
+
+    Attributes
+    ----------
+    propensity_clip : (2,) ``[low, high]`` applied to p̂ (clipped rows are counted).
+    bias_clip : () bound ``b``: Δ̂ is clipped to ``[−b, b]`` (``inf``: no clipping).
+    pseudo_mask : () threshold ``c``; rows with ``|t − p̂| ≤ c`` (R) or
+        ``p̂(1 − p̂) ≤ c`` (DR) get zero weight in the final regression (authors: 0.05).
+    propensity, outcome, effect : dicts of the learners' hyper-parameters.
+    """
+
+    propensity_clip: Array
+    bias_clip: Array
+    pseudo_mask: Array
+    propensity: dict
+    outcome: dict
+    effect: dict
+
+
+def default_cate_hyper(config: CateConfig) -> CateHyper:
+    """Defaults: propensity clipped to [0.001, 0.999], no bias clip, no pseudo-outcome mask."""
+    return CateHyper(
+        propensity_clip=jnp.asarray([1e-3, 1 - 1e-3], jnp.float32),
+        bias_clip=jnp.asarray(jnp.inf, jnp.float32),
+        pseudo_mask=jnp.asarray(0.0, jnp.float32),
+        propensity={} if config.propensity_learner is None else config.propensity_learner.hyper(),
+        outcome=config.outcome_learner.hyper(),
+        effect=config.effect_learner.hyper(),
+    )
+
+
+def authors_cate(kind: str, **learners) -> tuple[CateConfig, CateHyper]:
+    """The reproduction switch: the authors' illustrative code (``yichistat/Meta-router``).
+
+    In-sample nuisances (no cross-fitting), propensity clipped to [0.1, 0.9] for the
+    R-learner and [0.05, 0.95] for the DR-learner, pseudo-outcome mask 0.05 and Δ̂
+    clipped to [−1.2, 1.2]. Not the default: in-sample nuisances overfit.
+    """
+    if kind not in ("r", "dr"):
+        raise ValueError(f"the authors' code has only the 'r' and 'dr' learners, got {kind!r}")
+    config = CateConfig(kind=kind, n_folds=0, **learners)
+    clip = [0.1, 0.9] if kind == "r" else [0.05, 0.95]
+    return config, default_cate_hyper(config)._replace(
+        propensity_clip=jnp.asarray(clip, jnp.float32),
+        bias_clip=jnp.asarray(1.2, jnp.float32),
+        pseudo_mask=jnp.asarray(0.05, jnp.float32),
+    )
+
+
+class CateFit(NamedTuple):
+    """A fitted bias model (a pytree).
+
+    Attributes
+    ----------
+    params : tuple of learner params; R/DR: ``(effect,)``; T: ``(μ_1, μ_0)``;
+        S: ``(model on (x, t),)``; X: ``(τ_1, τ_0, propensity params or () array)``.
+    bias_clip : () array, the bound applied to predictions.
+    """
+
+    params: tuple
+    bias_clip: Array
+
+
+class CateInfo(NamedTuple):
+    """Diagnostics of a CATE fit.
+
+    Attributes
+    ----------
+    propensity : PropensityInfo (zeros where the learner uses no propensity).
+    n_clipped_bias : () int array, training rows whose Δ̂ was clipped.
+    n_masked : () int array, rows given zero weight by ``pseudo_mask``.
+    """
+
+    propensity: PropensityInfo
+    n_clipped_bias: Array
+    n_masked: Array
+
+
+def _with_treatment(X: Array, t: Array) -> Array:
+    return jnp.concatenate([X, t[:, None]], axis=1)
+
+
+def _effect_fit(learner: Learner, key, X, pseudo, weight, hyper):
+    # Pseudo-outcomes are finite wherever weight > 0; zero them elsewhere so 0 * inf cannot make NaN.
+    pseudo = jnp.where(weight > 0, pseudo, 0.0)
+    return learner.fit(key, X, pseudo, weight, hyper)
+
+
+def fit_cate(
+    key: PRNGKey,
+    data: Dataset,
+    config: CateConfig,
+    hyper: CateHyper | None = None,
+    known_propensity: Array | None = None,
+    folds: Folds | None = None,
+) -> tuple[CateFit, CateInfo]:
+    """Fit the bias ``Δ(x)`` with the meta-learner ``config.kind``.
+
+    Parameters
+    ----------
+    key : PRNGKey
+    data : Dataset (features should be standardised for RFF learners)
+    config : CateConfig (static)
+    hyper : CateHyper, optional
+    known_propensity : () or (n,) array, used when ``config.propensity_learner`` is None.
+    folds : Folds, optional; drawn from ``key`` (stratified by source) when omitted.
+
+    Returns
+    -------
+    fit : CateFit
+    info : CateInfo
+    """
+    hyper = default_cate_hyper(config) if hyper is None else hyper
+    k_fold, k_p, k_o1, k_o2, k_e1, k_e2 = jax.random.split(key, 6)
+    if folds is None and config.n_folds >= 2:
+        folds = make_folds(k_fold, data.is_gold, config.n_folds)
+    if config.n_folds == 0:
+        folds = None
+    X, t, o, w = data.features, data.is_gold, data.label, data.weight
+    n = o.shape[0]
+    zero = jnp.zeros((), jnp.int32)
+    p_info = PropensityInfo(zero, jnp.zeros(()), jnp.zeros(()), zero, jnp.zeros(()))
+    n_masked = zero
+    out, eff = config.outcome_learner, config.effect_learner
+
+    if config.kind in ("r", "dr", "x"):
+        p, p_info = fit_propensity(
+            k_p, data, config.propensity_learner, folds, hyper.propensity_clip, hyper.propensity, known_propensity
+        )
+
+    if config.kind == "r":
+        m = fit_outcome(k_o1, data, out, folds, "all", hyper.outcome)
+        resid_t = t - p
+        keep = jnp.abs(resid_t) > hyper.pseudo_mask
+        weight = w * resid_t**2 * keep
+        n_masked = jnp.sum(~keep & (w > 0))
+        params = (_effect_fit(eff, k_e1, X, (o - m) / resid_t, weight, hyper.effect),)
+    elif config.kind == "dr":
+        mu1 = fit_outcome(k_o1, data, out, folds, "gold", hyper.outcome)
+        mu0 = fit_outcome(k_o2, data, out, folds, "preference", hyper.outcome)
+        mu_t = jnp.where(t > 0.5, mu1, mu0)
+        phi = (t - p) / (p * (1 - p)) * (o - mu_t) + mu1 - mu0
+        keep = p * (1 - p) > hyper.pseudo_mask
+        n_masked = jnp.sum(~keep & (w > 0))
+        params = (_effect_fit(eff, k_e1, X, phi, w * keep, hyper.effect),)
+    elif config.kind == "t":
+        params = (
+            out.fit(k_o1, X, o, w * t, hyper.outcome),
+            out.fit(k_o2, X, o, w * (1 - t), hyper.outcome),
+        )
+    elif config.kind == "s":
+        params = (out.fit(k_o1, _with_treatment(X, t), o, w, hyper.outcome),)
+    else:  # x
+        # μ̂_0 never sees gold rows and μ̂_1 never sees preference rows, so the imputed
+        # effects are out-of-sample without cross-fitting.
+        mu1_params = out.fit(k_o1, X, o, w * t, hyper.outcome)
+        mu0_params = out.fit(k_o2, X, o, w * (1 - t), hyper.outcome)
+        d1 = o - out.predict(mu0_params, X)
+        d0 = out.predict(mu1_params, X) - o
+        tau1 = eff.fit(k_e1, X, d1, w * t, hyper.effect)
+        tau0 = eff.fit(k_e2, X, d0, w * (1 - t), hyper.effect)
+        if config.propensity_learner is None:
+            g = jnp.mean(p)  # a known propensity enters as a constant mixing weight
+        else:
+            g = config.propensity_learner.fit(k_p, X, t, w, hyper.propensity)
+        params = (tau1, tau0, g)
+
+    fit = CateFit(params, hyper.bias_clip)
+    raw = _raw_bias(config, fit, X)
+    info = CateInfo(p_info, jnp.sum(jnp.abs(raw) > hyper.bias_clip), n_masked)
+    return fit, info
+
+
+def _raw_bias(config: CateConfig, fit: CateFit, X: Array) -> Array:
+    out, eff = config.outcome_learner, config.effect_learner
+    if config.kind in ("r", "dr"):
+        return eff.predict(fit.params[0], X)
+    if config.kind == "t":
+        return out.predict(fit.params[0], X) - out.predict(fit.params[1], X)
+    if config.kind == "s":
+        n = X.shape[0]
+        ones, zeros = jnp.ones((n,), X.dtype), jnp.zeros((n,), X.dtype)
+        return out.predict(fit.params[0], _with_treatment(X, ones)) - out.predict(fit.params[0], _with_treatment(X, zeros))
+    tau1, tau0, g = fit.params
+    if config.propensity_learner is None:
+        gx = jnp.broadcast_to(g, (X.shape[0],))
+    else:
+        gx = config.propensity_learner.predict(g, X)
+    return gx * eff.predict(tau0, X) + (1 - gx) * eff.predict(tau1, X)
+
+
+def predict_bias(config: CateConfig, fit: CateFit, X: Array) -> Array:
+    """Δ̂(x) at new queries ``X (n, d)``, clipped to ``[−bias_clip, bias_clip]``."""
+    raw = _raw_bias(config, fit, X)
+    return jnp.clip(raw, -fit.bias_clip, fit.bias_clip)

@@ -1,0 +1,38 @@
+"""The one interface every base learner has.
+
+A learner is a frozen, hashable dataclass (static under ``jax.jit``) with
+
+* ``task``: ``"regression"`` or ``"classification"``;
+* ``hyper()``: a dict of arrays holding the numbers a user may sweep or vmap over;
+* ``fit(key, X, y, weight, hyper=None) -> params``: a pure function returning a pytree;
+* ``predict(params, X) -> (n,)``: a mean for regression, ``P(y = 1 | x)`` for classification.
+
+Ridge-type learners also offer ``crossfit_predict(key, X, y, weight, folds, hyper)``,
+a fast path that builds every fold's fit from one pass over the data.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from mrjax._typing import Array, Hyper, PRNGKey
+
+
+class Learner(Protocol):
+    task: str
+
+    def hyper(self) -> dict[str, Array]: ...
+
+    def fit(self, key: PRNGKey, X: Array, y: Array, weight: Array, hyper: Hyper | None = None) -> Any: ...
+
+    def predict(self, params: Any, X: Array) -> Array: ...
+
+
+def check_xyw(X: Array, y: Array, weight: Array) -> None:
+    """Shape checks at trace time: ``X (n, d)``, ``y (n,)``, ``weight (n,)``."""
+    if X.ndim != 2:
+        raise ValueError(f"X: expected shape (n, d), got {X.shape}")
+    n = X.shape[0]
+    if y.shape != (n,):
+        raise ValueError(f"y: expected shape ({n},) to match X {X.shape}, got {y.shape}")
+    if weight.shape != (n,):
+        raise ValueError(f"weight: expected shape ({n},) to match X {X.shape}, got {weight.shape}")

@@ -1,0 +1,18 @@
+"""The Meta-Router fit, baselines, and the routing rule."""
+from mrjax.router._fit import (
+    METHODS,
+    RouterConfig,
+    RouterFit,
+    RouterHyper,
+    RouterInfo,
+    default_hyper,
+    fit_router,
+    predict_quality,
+    predict_router_bias,
+)
+from mrjax.router._rule import route
+
+__all__ = [
+    "METHODS", "RouterConfig", "RouterFit", "RouterHyper", "RouterInfo", "default_hyper",
+    "fit_router", "predict_quality", "predict_router_bias", "route",
+]

@@ -1,0 +1,198 @@
+"""The Meta-Router and its baselines: fit the quality gain ψ(x) of the primary model.
+
+Meta-Router (arXiv 2509.25535): scale the preference labels, estimate the bias Δ̂
+with a CATE meta-learner, debias the preference labels ``y + Δ̂(x)``, and fit ψ̂ on
+the gold rows plus the debiased preference rows, the latter weighted by λ.
+
+Baselines (same learner, same scaling): ``golden`` (gold rows only), ``preference``
+(raw preference rows only), ``pooled`` (gold ∪ raw preference, the usual practice),
+``mean_shift`` (preference labels shifted by the mean gold − preference gap),
+``all_golden`` (gold labels on every training row: an infeasible oracle).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from mrjax._typing import Array, PRNGKey
+from mrjax.cate._cate import CateConfig, CateFit, CateHyper, CateInfo, default_cate_hyper, fit_cate, predict_bias
+from mrjax.data._dataset import Dataset, Standardizer, fit_standardizer, standardize
+from mrjax.data._scale import SCALE_METHODS, ScaleMethod, scale_constant
+from mrjax.learners._base import Learner
+from mrjax.learners._linear import RandomFeatureRidge
+
+METHODS = ("meta", "golden", "preference", "pooled", "mean_shift", "all_golden")
+
+
+@dataclasses.dataclass(frozen=True)
+class RouterConfig:
+    """Static description of a quality-gain fit.
+
+    Attributes
+    ----------
+    method : one of ``METHODS``; ``"meta"`` is the Meta-Router.
+    cate : CateConfig for the bias (used by ``"meta"`` only).
+    quality_learner : regressor for ψ̂.
+    scale : scale normalisation of the preference labels (see ``data.scale_constant``).
+    standardize : centre and scale features with the training rows' weighted moments
+        (label-free) before any learner sees them.
+    """
+
+    method: str = "meta"
+    cate: CateConfig = CateConfig()
+    quality_learner: Learner = RandomFeatureRidge()
+    scale: ScaleMethod = "variance"
+    standardize: bool = True
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.scale not in SCALE_METHODS:
+            raise ValueError(f"scale must be one of {SCALE_METHODS}, got {self.scale!r}")
+        if self.quality_learner.task != "regression":
+            raise ValueError("quality_learner must be a regressor")
+
+
+class RouterHyper(NamedTuple):
+    """Sweepable numbers of a quality-gain fit.
+
+    Attributes
+    ----------
+    preference_weight : () λ, the weight of the (debiased) preference rows in ψ̂'s fit.
+    cate : CateHyper.
+    quality : dict, hyper-parameters of the quality learner.
+    """
+
+    preference_weight: Array
+    cate: CateHyper
+    quality: dict
+
+
+def default_hyper(config: RouterConfig) -> RouterHyper:
+    """λ = 1 (the paper's equal weighting) and each learner's defaults."""
+    return RouterHyper(jnp.asarray(1.0, jnp.float32), default_cate_hyper(config.cate), config.quality_learner.hyper())
+
+
+class RouterFit(NamedTuple):
+    """A fitted quality-gain model (a pytree).
+
+    Attributes
+    ----------
+    standardizer : Standardizer applied to features before the learners.
+    scale_constant : () constant ``c`` applied to preference labels.
+    quality : params of the quality learner.
+    cate : CateFit (meta only; an empty tuple otherwise).
+    """
+
+    standardizer: Standardizer
+    scale_constant: Array
+    quality: object
+    cate: object
+
+
+class RouterInfo(NamedTuple):
+    """Diagnostics of a quality-gain fit.
+
+    Attributes
+    ----------
+    scale_constant : () the preference-label scale constant.
+    cate : CateInfo (zeros for baselines).
+    mean_shift : () the shift added to preference labels (``mean_shift`` only, else 0).
+    n_nonfinite : () int, non-finite training targets (after debiasing) — should be 0.
+    """
+
+    scale_constant: Array
+    cate: CateInfo
+    mean_shift: Array
+    n_nonfinite: Array
+
+
+def _empty_cate_info() -> CateInfo:
+    from mrjax.nuisance._nuisance import PropensityInfo
+
+    z, f = jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32)
+    return CateInfo(PropensityInfo(z, f, f, z, f), z, z)
+
+
+def fit_router(
+    key: PRNGKey,
+    data: Dataset,
+    config: RouterConfig = RouterConfig(),
+    hyper: RouterHyper | None = None,
+    gold_label: Array | None = None,
+    known_propensity: Array | None = None,
+) -> tuple[RouterFit, RouterInfo]:
+    """Fit ψ̂ with ``config.method`` (pure; jit with ``config`` static).
+
+    Parameters
+    ----------
+    key : PRNGKey
+    data : Dataset; its ``weight`` is the sample (or bootstrap) weight.
+    config : RouterConfig
+    hyper : RouterHyper, optional
+    gold_label : (n,) array, optional
+        Gold labels for every training row; required by ``"all_golden"``.
+    known_propensity : () or (n,) array, optional (see ``nuisance.fit_propensity``).
+
+    Returns
+    -------
+    fit : RouterFit
+    info : RouterInfo
+    """
+    hyper = default_hyper(config) if hyper is None else hyper
+    k_cate, k_q = jax.random.split(key)
+    t, w = data.is_gold, data.weight
+    if config.standardize:
+        std = fit_standardizer(data.features, w)
+    else:
+        d = data.features.shape[1]
+        std = Standardizer(jnp.zeros((d,), data.features.dtype), jnp.ones((d,), data.features.dtype))
+    X = standardize(std, data.features)
+    c = scale_constant(data, config.scale)
+    o = jnp.where(t > 0.5, data.label, c * data.label)
+    scaled = Dataset(X, t, o, w)
+    lam = hyper.preference_weight
+    cate_fit: object = ()
+    cate_info = _empty_cate_info()
+    shift = jnp.zeros((), o.dtype)
+
+    if config.method == "meta":
+        cate_fit, cate_info = fit_cate(k_cate, scaled, config.cate, hyper.cate, known_propensity)
+        target = jnp.where(t > 0.5, o, o + predict_bias(config.cate, cate_fit, X))
+        weight = w * jnp.where(t > 0.5, 1.0, lam)
+    elif config.method == "golden":
+        target, weight = o, w * t
+    elif config.method == "preference":
+        target, weight = o, w * (1 - t)
+    elif config.method == "pooled":
+        target, weight = o, w * jnp.where(t > 0.5, 1.0, lam)
+    elif config.method == "mean_shift":
+        shift = jnp.sum(w * t * o) / jnp.sum(w * t) - jnp.sum(w * (1 - t) * o) / jnp.sum(w * (1 - t))
+        target = jnp.where(t > 0.5, o, o + shift)
+        weight = w * jnp.where(t > 0.5, 1.0, lam)
+    else:  # all_golden
+        if gold_label is None:
+            raise ValueError("method 'all_golden' needs gold_label: a gold label for every training row")
+        if gold_label.shape != o.shape:
+            raise ValueError(f"gold_label: expected shape {o.shape}, got {gold_label.shape}")
+        target, weight = gold_label, w
+
+    n_nonfinite = jnp.sum(~jnp.isfinite(target) & (weight > 0))
+    target = jnp.where(weight > 0, target, 0.0)
+    quality = config.quality_learner.fit(k_q, X, target, weight, hyper.quality)
+    return RouterFit(std, c, quality, cate_fit), RouterInfo(c, cate_info, shift, n_nonfinite)
+
+
+def predict_quality(config: RouterConfig, fit: RouterFit, X: Array) -> Array:
+    """ψ̂(x) for queries ``X (n, d)`` on the gold scale."""
+    return config.quality_learner.predict(fit.quality, standardize(fit.standardizer, X))
+
+
+def predict_router_bias(config: RouterConfig, fit: RouterFit, X: Array) -> Array:
+    """Δ̂(x) for queries ``X (n, d)`` (Meta-Router only), on the gold scale."""
+    if config.method != "meta":
+        raise ValueError(f"only the Meta-Router estimates a bias; this fit is {config.method!r}")
+    return predict_bias(config.cate, fit.cate, standardize(fit.standardizer, X))

@@ -1,0 +1,41 @@
+"""The routing rule: send a query to the primary model iff ``ψ̂(q) − w (C_p(q) − C_a(q)) > 0``."""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from mrjax._typing import Array, ArrayLike
+
+
+def route(
+    quality_gain: Array,
+    cost_weight: ArrayLike,
+    cost_primary: ArrayLike = 1.0,
+    cost_alternative: ArrayLike = 0.0,
+) -> Array:
+    """Routing decisions for one or many cost weights at once.
+
+    Parameters
+    ----------
+    quality_gain : (n,) array, ψ̂(q) per query.
+    cost_weight : () or (W,) array of cost weights ``w ≥ 0``.
+    cost_primary, cost_alternative : () or (n,) arrays of per-query costs
+        (unit costs 1 and 0 by default, making the rule ``ψ̂ > w``).
+
+    Returns
+    -------
+    to_primary : bool array, (n,) for a scalar ``w`` or (W, n) for a vector.
+    """
+    psi = jnp.asarray(quality_gain)
+    if psi.ndim != 1:
+        raise ValueError(f"quality_gain: expected shape (n,), got {psi.shape}")
+    n = psi.shape[0]
+    gap = jnp.asarray(cost_primary, psi.dtype) - jnp.asarray(cost_alternative, psi.dtype)
+    if gap.ndim > 1 or (gap.ndim == 1 and gap.shape[0] != n):
+        raise ValueError(f"costs: expected scalars or shape ({n},), got a cost gap of shape {gap.shape}")
+    gap = jnp.broadcast_to(gap, (n,))
+    w = jnp.asarray(cost_weight, psi.dtype)
+    if w.ndim == 0:
+        return psi - w * gap > 0
+    if w.ndim != 1:
+        raise ValueError(f"cost_weight: expected a scalar or shape (W,), got {w.shape}")
+    return psi[None, :] - w[:, None] * gap[None, :] > 0
