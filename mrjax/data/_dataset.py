@@ -174,6 +174,8 @@ def from_sources(
         if preference_weight is None
         else check_weight("preference_weight", preference_weight, xp.shape[0])
     )
+    for name, arr in (("gold_features", xg), ("gold_label", r), ("preference_features", xp), ("preference_label", y)):
+        _check_finite(name, arr, kwargs.get("feature_names"))
     t = np.concatenate([np.ones(xg.shape[0]), np.zeros(xp.shape[0])])
     return from_arrays(
         np.vstack([xg, xp]), t, np.concatenate([r, y]), np.concatenate([wg, wp]), **kwargs
@@ -239,11 +241,11 @@ def fit_standardizer(features: Array, weight: Array) -> Standardizer:
     """Weighted mean and standard deviation of each feature (scale 1 for constant columns)."""
     w = weight / jnp.sum(weight)
     mean = w @ features
-    var = w @ (features - mean) ** 2
+    var = w @ (features - mean[None, :]) ** 2
     scale = jnp.where(var > 0, jnp.sqrt(var), 1.0)
     return Standardizer(mean, scale)
 
 
 def standardize(std: Standardizer, features: Array) -> Array:
     """Apply a fitted :class:`Standardizer` to ``features`` of shape ``(n, d)``."""
-    return (features - std.mean) / std.scale
+    return (features - std.mean[None, :]) / std.scale[None, :]

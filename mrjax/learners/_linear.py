@@ -104,7 +104,7 @@ class Ridge:
         Zg, wg, yg = pad(Z)[folds.members], pad(weight)[folds.members], pad(y)[folds.members]
         Gk = jnp.einsum("kmp,kmq->kpq", Zg * wg[..., None], Zg)
         bk = jnp.einsum("kmp,km->kp", Zg, wg * yg)
-        coefs = jax.vmap(_solve_psd, in_axes=(0, 0, None))(Gk.sum(0) - Gk, bk.sum(0) - bk, hyper["penalty"])
+        coefs = jax.vmap(_solve_psd, in_axes=(0, 0, None))(Gk.sum(0)[None] - Gk, bk.sum(0)[None] - bk, hyper["penalty"])
         return jnp.sum(Z * coefs[folds.fold_id], axis=1)
 
 

@@ -1,0 +1,211 @@
+"""Reference, jit/vmap and cross-fitting tests of the base learners."""
+import numpy as np
+import pytest
+import jax
+import jax.numpy as jnp
+from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import Ridge as SkRidge
+
+from mrjax.data import make_folds
+from mrjax.learners import MLP, Logistic, RandomFeatureRidge, RandomFourier, Ridge
+from mrjax.nuisance import crossfit_predict
+
+
+def _reg_data(n=300, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = X @ rng.normal(size=d) + 0.5 + 0.3 * rng.normal(size=n)
+    w = rng.uniform(0.2, 2.0, size=n)
+    return X.astype(np.float32), y.astype(np.float32), w.astype(np.float32)
+
+
+def test_ridge_unpenalised_equals_numpy_weighted_least_squares():
+    X, y, w = _reg_data()
+    params = Ridge(penalty=0.0).fit(jax.random.key(0), jnp.asarray(X), jnp.asarray(y), jnp.asarray(w))
+    A = np.c_[np.ones(len(X)), X].astype(np.float64)
+    sw = np.sqrt(w)
+    ref, *_ = np.linalg.lstsq(A * sw[:, None], y * sw, rcond=None)
+    np.testing.assert_allclose(params.coef, ref, atol=1e-4)
+
+
+def test_ridge_penalised_equals_sklearn_with_sample_weight():
+    X, y, w = _reg_data(seed=1)
+    ours = Ridge(penalty=3.0).fit(jax.random.key(0), jnp.asarray(X), jnp.asarray(y), jnp.asarray(w))
+    sk = SkRidge(alpha=3.0).fit(X.astype(np.float64), y, sample_weight=w)
+    np.testing.assert_allclose(ours.coef[0], sk.intercept_, atol=1e-4)
+    np.testing.assert_allclose(ours.coef[1:], sk.coef_, atol=1e-4)
+
+
+def test_logistic_matches_sklearn_unpenalised():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(500, 3)).astype(np.float32)
+    p = 1 / (1 + np.exp(-(X @ np.array([1.0, -0.5, 0.25]) - 0.3)))
+    y = (rng.uniform(size=500) < p).astype(np.float32)
+    w = rng.uniform(0.5, 1.5, size=500).astype(np.float32)
+    ours = Logistic(penalty=0.0).fit(jax.random.key(0), jnp.asarray(X), jnp.asarray(y), jnp.asarray(w))
+    sk = LogisticRegression(C=np.inf, tol=1e-10, max_iter=10_000).fit(X.astype(np.float64), y, sample_weight=w)
+    np.testing.assert_allclose(ours.coef[0], sk.intercept_[0], atol=1e-4)
+    np.testing.assert_allclose(ours.coef[1:], sk.coef_[0], atol=1e-4)
+    assert float(ours.grad_norm) < 1e-5
+
+
+def test_logistic_separable_data_stays_finite():
+    X = jnp.asarray(np.r_[-np.ones(20), np.ones(20)][:, None], jnp.float32)
+    y = jnp.asarray(np.r_[np.zeros(20), np.ones(20)], jnp.float32)
+    params = Logistic(penalty=0.0).fit(jax.random.key(0), X, y, jnp.ones(40))
+    assert np.isfinite(np.asarray(params.coef)).all()
+    p = Logistic(penalty=0.0).predict(params, X)
+    assert float(p[0]) < 0.01 and float(p[-1]) > 0.99
+
+
+def _rbf(A, B, ell):
+    d2 = ((A[:, None, :] - B[None, :, :]) ** 2).sum(-1)
+    return np.exp(-d2 / (2 * ell**2))
+
+
+def test_random_feature_ridge_approaches_exact_kernel_ridge():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 2)).astype(np.float32)
+    y = (np.sin(2 * X[:, 0]) + X[:, 1] ** 2).astype(np.float32)
+    Xt = rng.normal(size=(100, 2)).astype(np.float32)
+    bandwidth, penalty = 0.5, 1.0
+    ell = bandwidth * np.sqrt(2)
+    # Exact kernel ridge with an unpenalised intercept b: (K + λI) α + b 1 = y, 1ᵀα = 0.
+    K = _rbf(X, X, ell).astype(np.float64)
+    A = np.block([[K + penalty * np.eye(200), np.ones((200, 1))], [np.ones((1, 200)), np.zeros((1, 1))]])
+    sol = np.linalg.solve(A, np.r_[y, 0.0])
+    exact = _rbf(Xt, X, ell) @ sol[:200] + sol[200]
+    errors = []
+    for D in (64, 512, 4096):
+        learner = RandomFeatureRidge(n_features=D, bandwidth=bandwidth, penalty=penalty)
+        err = [
+            np.sqrt(np.mean((np.asarray(learner.predict(learner.fit(jax.random.key(s), jnp.asarray(X), jnp.asarray(y), jnp.ones(200)), jnp.asarray(Xt))) - exact) ** 2))
+            for s in range(3)
+        ]
+        errors.append(np.mean(err))
+    assert errors[0] > errors[1] > errors[2]
+    # RFF error decays like D^{-1/2}: at D = 4096 it is a few percent of sd(y) (~1).
+    assert errors[2] < 0.05
+
+
+def test_mlp_fits_a_smooth_function_and_classifies():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(2000, 2)).astype(np.float32)
+    y = np.tanh(2 * X[:, 0]) + 0.1 * rng.normal(size=2000).astype(np.float32)
+    mlp = MLP(hidden=(32, 32), steps=800, batch_size=128)
+    params = mlp.fit(jax.random.key(0), jnp.asarray(X), jnp.asarray(y), jnp.ones(2000))
+    resid = np.asarray(mlp.predict(params, jnp.asarray(X))) - y
+    assert np.mean(resid**2) < 0.05 * np.var(y) + 0.01 + 0.02  # noise var 0.01; fit within 5% of var + slack
+    assert float(params.loss_trace[-1]) < float(params.loss_trace[0])
+    clf = MLP(hidden=(16,), task="classification", steps=500)
+    lab = (X[:, 0] > 0).astype(np.float32)
+    cp = clf.fit(jax.random.key(1), jnp.asarray(X), jnp.asarray(lab), jnp.ones(2000))
+    prob = np.asarray(clf.predict(cp, jnp.asarray(X)))
+    assert prob.min() >= 0 and prob.max() <= 1
+    assert np.mean((prob > 0.5) == (lab == 1)) > 0.95
+
+
+def test_mlp_weights_select_rows():
+    """Weighted sampling: a model trained with zero weight on half the rows ignores them."""
+    X = jnp.asarray(np.linspace(-1, 1, 400)[:, None], jnp.float32)
+    y = jnp.where(jnp.arange(400) < 200, 1.0, -1.0)
+    w = jnp.where(jnp.arange(400) < 200, 1.0, 0.0)
+    mlp = MLP(hidden=(8,), steps=400)
+    pred = mlp.predict(mlp.fit(jax.random.key(0), X, y, w), X)
+    assert float(jnp.mean(pred[:200])) > 0.8
+
+
+@pytest.mark.parametrize("learner", [Ridge(), RandomFeatureRidge(n_features=64), Logistic(), MLP(hidden=(8,), steps=50)])
+def test_crossfit_prediction_of_row_i_never_used_row_i(learner):
+    X, y, w = _reg_data(n=60, d=3, seed=5)
+    if learner.task == "classification":
+        y = (y > np.median(y)).astype(np.float32)
+    X, y, w = jnp.asarray(X), jnp.asarray(y), jnp.asarray(w)
+    t = jnp.asarray((np.arange(60) < 15).astype(np.float32))
+    folds = make_folds(jax.random.key(1), t, 4)
+    base, _ = crossfit_predict(learner, jax.random.key(2), X, y, w, folds)
+    for i in (0, 17, 59):
+        X2 = X.at[i].set(X[i] + 5.0)
+        y2 = y.at[i].set(1.0 - y[i] if learner.task == "classification" else y[i] + 100.0)
+        pert, _ = crossfit_predict(learner, jax.random.key(2), X2, y2, w, folds)
+        same_fold = np.asarray(folds.fold_id) == int(folds.fold_id[i])
+        # Every row of row i's fold (row i included, at its own new x) is predicted
+        # by models that never saw row i: the others' predictions are unchanged.
+        others = same_fold.copy()
+        others[i] = False
+        np.testing.assert_allclose(np.asarray(pert)[others], np.asarray(base)[others], rtol=1e-5, atol=1e-5)
+        assert not np.allclose(np.asarray(pert)[~same_fold], np.asarray(base)[~same_fold], atol=1e-6)
+
+
+def test_ridge_one_pass_crossfit_equals_generic_fold_fits():
+    X, y, w = (jnp.asarray(a) for a in _reg_data(n=103, d=3, seed=6))
+    t = jnp.asarray((np.arange(103) < 20).astype(np.float32))
+    folds = make_folds(jax.random.key(0), t, 5)
+    learner = RandomFeatureRidge(n_features=32, penalty=0.5)
+    fast, _ = crossfit_predict(learner, jax.random.key(1), X, y, w, folds)
+    # Generic path: one fit per fold with held-out rows weighted zero, same feature draw.
+    slow = np.zeros(103)
+    for k in range(5):
+        wk = jnp.where(folds.fold_id == k, 0.0, w)
+        params = learner.fit(jax.random.key(1), X, y, wk)
+        pred = np.asarray(learner.predict(params, X))
+        slow[np.asarray(folds.fold_id) == k] = pred[np.asarray(folds.fold_id) == k]
+    np.testing.assert_allclose(fast, slow, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("learner", [Ridge(), RandomFeatureRidge(n_features=32), Logistic(), MLP(hidden=(8,), steps=30)])
+def test_jit_equals_eager_and_same_key_same_bits(learner):
+    X, y, w = (jnp.asarray(a) for a in _reg_data(n=80, seed=7))
+    if learner.task == "classification":
+        y = (y > 0).astype(jnp.float32)
+    eager = learner.predict(learner.fit(jax.random.key(0), X, y, w), X)
+    jitted = jax.jit(lambda k, X, y, w: learner.predict(learner.fit(k, X, y, w), X))
+    a, b = jitted(jax.random.key(0), X, y, w), jitted(jax.random.key(0), X, y, w)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, eager, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("learner", [Ridge(penalty=0.3), Logistic(), MLP(hidden=(8,), steps=30)])
+def test_vmap_over_weights_equals_loop(learner):
+    X, y, _ = (jnp.asarray(a) for a in _reg_data(n=80, seed=8))
+    if learner.task == "classification":
+        y = (y > 0).astype(jnp.float32)
+    W = jax.random.dirichlet(jax.random.key(1), jnp.ones(80), (4,)) * 80
+    f = lambda w: learner.predict(learner.fit(jax.random.key(0), X, y, w), X)
+    batched = jax.jit(jax.vmap(f))(W)
+    looped = jnp.stack([jax.jit(f)(W[b]) for b in range(4)])
+    np.testing.assert_allclose(batched, looped, rtol=1e-4, atol=1e-4)
+
+
+def test_vmap_over_penalty_hyper():
+    X, y, w = (jnp.asarray(a) for a in _reg_data(n=80, seed=9))
+    learner = Ridge()
+    pens = jnp.asarray([0.0, 1.0, 100.0])
+    coefs = jax.vmap(lambda p: learner.fit(jax.random.key(0), X, y, w, {"penalty": p}).coef)(pens)
+    norms = np.linalg.norm(np.asarray(coefs)[:, 1:], axis=1)
+    assert norms[0] > norms[1] > norms[2]
+
+
+def test_second_call_with_new_values_does_not_recompile():
+    learner = RandomFeatureRidge(n_features=16)
+    traces = []
+
+    @jax.jit
+    def fit_predict(k, X, y, w, hyper):
+        traces.append(1)
+        return learner.predict(learner.fit(k, X, y, w, hyper), X)
+
+    X, y, w = (jnp.asarray(a) for a in _reg_data(n=50, seed=10))
+    fit_predict(jax.random.key(0), X, y, w, learner.hyper())
+    fit_predict(jax.random.key(1), X + 1.0, y * 2, w * 0.5, {"penalty": jnp.float32(5.0), "bandwidth": jnp.float32(0.3)})
+    assert len(traces) == 1
+
+
+def test_shape_errors_at_trace_time():
+    X, y, w = (jnp.asarray(a) for a in _reg_data(n=50))
+    with pytest.raises(ValueError, match=r"y: expected shape \(50,\)"):
+        Ridge().fit(jax.random.key(0), X, y[:10], w)
+    with pytest.raises(ValueError, match=r"weight: expected shape \(50,\)"):
+        Logistic().fit(jax.random.key(0), X, (y > 0).astype(jnp.float32), w[:, None])
+    with pytest.raises(ValueError, match="MLP task must be"):
+        MLP(task="ranking")

@@ -1,0 +1,115 @@
+"""The Meta-Router, baselines and the routing rule."""
+import warnings
+
+import numpy as np
+import pytest
+import jax
+import jax.numpy as jnp
+
+from mrjax.api import MetaRouter
+from mrjax.cate import CateConfig
+from mrjax.data import SimulationConfig, from_sources, paper_like, simulate
+from mrjax.learners import RandomFeatureRidge, Ridge
+from mrjax.router import METHODS, RouterConfig, default_hyper, fit_router, predict_quality, route
+
+STRONG_BIAS = SimulationConfig(n_features=10, bias_strength=1.5)
+LEARNER = RandomFeatureRidge(bandwidth=1.0)
+
+
+def _scores(method, kind="r", seeds=range(6)):
+    rc = RouterConfig(method=method, cate=CateConfig(kind=kind, outcome_learner=LEARNER, effect_learner=LEARNER),
+                      quality_learner=LEARNER)
+    f = jax.jit(fit_router, static_argnums=2)
+    rmse, value = [], []
+    for s in seeds:
+        sim = simulate(jax.random.key(s), 300, 3000, 1000, STRONG_BIAS)
+        fit, info = f(jax.random.key(50 + s), sim.data, rc)
+        psi = predict_quality(rc, fit, sim.test_features)
+        truth = sim.test_truth.quality_gain
+        rmse.append(float(jnp.sqrt(jnp.mean((psi - truth) ** 2))))
+        value.append(float(jnp.mean(truth[jnp.argsort(-psi)[:500]])))  # usage fixed at 50%
+    return np.array(rmse), np.array(value)
+
+
+@pytest.mark.parametrize("kind", ["r", "dr", "x"])
+def test_meta_router_beats_pooled_and_preference_only(kind):
+    """Paired over 6 seeds: the mean improvement must exceed 3 standard errors of the paired differences."""
+    meta_rmse, meta_value = _scores("meta", kind)
+    for baseline in ("pooled", "preference"):
+        rmse, value = _scores(baseline)
+        for better in (rmse - meta_rmse, meta_value - value):
+            assert better.mean() > 3 * better.std(ddof=1) / np.sqrt(len(better))
+            assert better.mean() > 0
+
+
+def test_every_method_fits_and_all_golden_needs_labels():
+    sim = paper_like(jax.random.key(0), n_gold=50, n_preference=300, n_test=50)
+    for method in METHODS:
+        rc = RouterConfig(method=method, quality_learner=Ridge(), cate=CateConfig(outcome_learner=Ridge(), effect_learner=Ridge()))
+        fit, info = fit_router(jax.random.key(1), sim.data, rc, gold_label=sim.gold_label if method == "all_golden" else None)
+        assert np.isfinite(np.asarray(predict_quality(rc, fit, sim.test_features))).all()
+        assert int(info.n_nonfinite) == 0
+    with pytest.raises(ValueError, match="needs gold_label"):
+        fit_router(jax.random.key(1), sim.data, RouterConfig(method="all_golden"))
+    with pytest.raises(ValueError, match="method must be one of"):
+        RouterConfig(method="oracle")
+
+
+def test_golden_only_ignores_preference_rows_and_mean_shift_shifts():
+    sim = paper_like(jax.random.key(2), n_gold=60, n_preference=300, n_test=20)
+    rc = RouterConfig(method="golden", quality_learner=Ridge(), scale="none", standardize=False)
+    a, _ = fit_router(jax.random.key(0), sim.data, rc)
+    changed = sim.data._replace(label=jnp.where(sim.data.is_gold > 0.5, sim.data.label, 1e3))
+    b, _ = fit_router(jax.random.key(0), changed, rc)
+    np.testing.assert_allclose(a.quality.coef, b.quality.coef, rtol=1e-5)
+    _, info = fit_router(jax.random.key(0), sim.data, RouterConfig(method="mean_shift", quality_learner=Ridge(), scale="none"))
+    o, t = np.asarray(sim.data.label), np.asarray(sim.data.is_gold)
+    np.testing.assert_allclose(info.mean_shift, o[t == 1].mean() - o[t == 0].mean(), rtol=1e-4)
+
+
+def test_lambda_zero_meta_equals_golden_only():
+    sim = paper_like(jax.random.key(3), n_gold=60, n_preference=300, n_test=20)
+    rc = RouterConfig(quality_learner=Ridge(), cate=CateConfig(outcome_learner=Ridge(), effect_learner=Ridge()))
+    hyper = default_hyper(rc)._replace(preference_weight=jnp.float32(0.0))
+    meta, _ = fit_router(jax.random.key(0), sim.data, rc, hyper)
+    gold, _ = fit_router(jax.random.key(0), sim.data, RouterConfig(method="golden", quality_learner=Ridge()))
+    np.testing.assert_allclose(meta.quality.coef, gold.quality.coef, rtol=1e-4, atol=1e-5)
+
+
+def test_route_rule_with_costs_and_many_weights():
+    psi = jnp.asarray([0.5, 0.1, -0.2, 0.3])
+    np.testing.assert_array_equal(route(psi, 0.2), [True, False, False, True])
+    cp = jnp.asarray([1.0, 0.1, 1.0, 4.0])
+    np.testing.assert_array_equal(route(psi, 0.2, cp, 0.0), [True, True, False, False])
+    many = route(psi, jnp.linspace(0, 1, 1001))
+    assert many.shape == (1001, 4)
+    usage = np.asarray(many).mean(axis=1)
+    assert usage[0] == 0.75 and usage[-1] == 0.0 and np.all(np.diff(usage) <= 0)
+    with pytest.raises(ValueError, match=r"costs: expected scalars or shape \(4,\)"):
+        route(psi, 0.1, jnp.ones(3))
+    with pytest.raises(ValueError, match=r"quality_gain: expected shape \(n,\)"):
+        route(psi[None], 0.1)
+
+
+def test_facade_fit_effect_route_and_errors():
+    sim = paper_like(jax.random.key(4), n_gold=80, n_preference=800, n_test=50)
+    X, t, o = (np.asarray(a) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
+    g = t == 1
+    mr = MetaRouter(cate="dr", seed=1).fit(X[g], o[g], X[~g], o[~g])
+    assert mr.effect(np.asarray(sim.test_features)).shape == (50,)
+    psi = mr.quality_gain(np.asarray(sim.test_features))
+    np.testing.assert_array_equal(mr.route(np.asarray(sim.test_features), 0.1), psi > 0.1)
+    assert mr.sweep(np.asarray(sim.test_features), [0.0, 10.0]).tolist()[1] == 0.0
+    again = MetaRouter(cate="dr", seed=1).fit(X[g], o[g], X[~g], o[~g]).quality_gain(np.asarray(sim.test_features))
+    np.testing.assert_array_equal(psi, again)
+    with pytest.raises(ValueError, match="expected 50 feature columns"):
+        mr.quality_gain(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="cost_weight must be finite and >= 0"):
+        mr.route(np.asarray(sim.test_features), -1.0)
+    with pytest.raises(ValueError, match="propensity_clip"):
+        MetaRouter(propensity_clip=(0.5, 0.2))
+    with pytest.raises(ValueError, match="gold_label: 1 non-finite"):
+        bad = o[g].copy(); bad[0] = np.nan
+        MetaRouter().fit(X[g], bad, X[~g], o[~g])
+    with pytest.raises(ValueError, match="only the Meta-Router estimates a bias"):
+        MetaRouter(method="pooled").fit(X[g], o[g], X[~g], o[~g]).effect(X[:2])
