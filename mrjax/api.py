@@ -59,6 +59,7 @@ class MetaRouter:
         bias_clip: float | None = None,
         seed: int = 0,
     ):
+        effect_learner = learner  # None: the CATE default for this kind
         learner = RandomFeatureRidge() if learner is None else learner
         if isinstance(propensity, str):
             if propensity not in ("logistic", "known"):
@@ -72,7 +73,7 @@ class MetaRouter:
         self.config = RouterConfig(
             method=method,
             cate=CateConfig(kind=cate, propensity_learner=propensity, outcome_learner=learner,
-                            effect_learner=learner, n_folds=n_folds),
+                            effect_learner=effect_learner, n_folds=n_folds),
             quality_learner=learner,
             scale=scale,
         )

@@ -133,7 +133,10 @@ def test_crossfit_prediction_of_row_i_never_used_row_i(learner):
         # by models that never saw row i: the others' predictions are unchanged.
         others = same_fold.copy()
         others[i] = False
-        np.testing.assert_allclose(np.asarray(pert)[others], np.asarray(base)[others], rtol=1e-5, atol=1e-5)
+        # The one-pass ridge path subtracts fold Grams from a total that contains the
+        # perturbed row (y + 100): float32 rounding leaves ~1e-7 x 100² residue, far
+        # below the O(1) change that using row i would cause.
+        np.testing.assert_allclose(np.asarray(pert)[others], np.asarray(base)[others], rtol=1e-4, atol=1e-3)
         assert not np.allclose(np.asarray(pert)[~same_fold], np.asarray(base)[~same_fold], atol=1e-6)
 
 

@@ -37,17 +37,24 @@ class CateConfig:
     propensity_learner : classifier for ``P(gold | x)``; ``None`` uses a known
         propensity (the gold share, or the ``known_propensity`` passed to ``fit_cate``).
     outcome_learner : regressor for ``m̂``, ``μ̂_1``, ``μ̂_0`` (and the S-learner's model).
-    effect_learner : the final regression of the pseudo-outcomes on ``x``.
+    effect_learner : the final regression of the pseudo-outcomes on ``x``. ``None``
+        (default) picks random-feature ridge with a GCV-selected penalty, except for the
+        R-learner, whose final stage gets a fixed penalty of 1: on the paper-like
+        simulator (1k gold / 39k preference) GCV under the R-loss weights ``(t − p̂)²``
+        overfits (ψ̂ RMSE 0.468 vs 0.389), while DR needs GCV (0.43 vs 0.92 at 100 gold).
     n_folds : cross-fitting folds; 0 fits nuisances in-sample (the authors' code).
     """
 
     kind: str = "r"
     propensity_learner: Learner | None = Logistic()
     outcome_learner: Learner = RandomFeatureRidge()
-    effect_learner: Learner = RandomFeatureRidge()
+    effect_learner: Learner | None = None
     n_folds: int = 5
 
     def __post_init__(self):
+        if self.effect_learner is None:
+            default = RandomFeatureRidge(penalty=1.0) if self.kind == "r" else RandomFeatureRidge()
+            object.__setattr__(self, "effect_learner", default)
         if self.kind not in CATE_KINDS:
             raise ValueError(f"CATE kind must be one of {CATE_KINDS}, got {self.kind!r}")
         if self.n_folds == 1 or self.n_folds < 0:

@@ -24,11 +24,13 @@ class LinearParams(NamedTuple):
     features : FeatureParams of the feature map.
     grad_norm : () array; norm of the objective's gradient at ``coef`` (0 for the
         closed form); a convergence diagnostic for the iterative fits.
+    penalty : () array; the penalty used (the GCV choice when the penalty is selected).
     """
 
     coef: Array
     features: FeatureParams
     grad_norm: Array
+    penalty: Array
 
 
 def _design(fmap: FeatureMap, fparams: FeatureParams, X: Array) -> Array:
@@ -54,6 +56,38 @@ def _solve_psd(G: Array, b: Array, penalty: Array) -> Array:
     return jax.scipy.linalg.cho_solve(c, b)
 
 
+def _gcv_solve(G: Array, b: Array, yy: Array, sum_w2: Array, grid: Array) -> tuple[Array, Array]:
+    """Ridge with the penalty chosen by generalised cross-validation, from sufficient statistics.
+
+    ``G = [1, Z]ᵀW[1, Z]``, ``b = [1, Z]ᵀWy``, ``yy = yᵀWy``, ``sum_w2 = Σw²``. The intercept
+    is profiled out by weighted centring; one eigendecomposition of the centred Gram
+    gives the residual sum of squares and the degrees of freedom of every penalty
+    ``λ = g · tr(G_c)/p`` on the relative grid ``g``. GCV(λ) = (RSS/Σw) / (1 − df/n_eff)²
+    with Kish's effective size ``n_eff = (Σw)² / Σw²`` (Golub, Heath & Wahba, 1979).
+    """
+    sw = G[0, 0]
+    zbar, ybar = G[0, 1:] / sw, b[0] / sw
+    Gc = G[1:, 1:] - sw * jnp.outer(zbar, zbar)
+    bc = b[1:] - sw * zbar * ybar
+    yyc = yy - sw * ybar**2
+    s, V = jnp.linalg.eigh(Gc)
+    s = jnp.maximum(s, 0.0)
+    c = V.T @ bc
+    lams = grid * jnp.trace(Gc) / Gc.shape[0]
+    inv = 1.0 / (s[None, :] + lams[:, None])
+    rss = jnp.maximum(yyc - jnp.sum(c[None, :] ** 2 * (2 * inv - s[None, :] * inv**2), axis=1), 0.0)
+    df = 1.0 + jnp.sum(s[None, :] * inv, axis=1)
+    n_eff = sw**2 / sum_w2
+    # Near-interpolating fits (df → n_eff) make RSS a float32 cancellation residue;
+    # they are excluded rather than trusted.
+    ok = df < 0.9 * n_eff
+    gcv = jnp.where(ok, (rss / sw) / jnp.where(ok, 1.0 - df / n_eff, 1.0) ** 2, jnp.inf)
+    best = jnp.where(jnp.any(ok), jnp.argmin(gcv), grid.shape[0] - 1)
+    beta = V @ (c * inv[best])
+    intercept = ybar - zbar @ beta
+    return jnp.concatenate([intercept[None], beta]), lams[best]
+
+
 @dataclasses.dataclass(frozen=True)
 class Ridge:
     """Weighted ridge regression in closed form.
@@ -66,11 +100,20 @@ class Ridge:
     ----------
     penalty : ridge penalty (hyper-parameter, sweepable).
     features : feature map, :class:`Identity` or :class:`RandomFourier`.
+    penalty_grid : optional relative grid (static tuple); when given, the penalty is
+        chosen per fit by generalised cross-validation among ``g · tr(G_c)/p`` and
+        ``penalty`` is ignored. The choice is reported in ``LinearParams.penalty``.
     """
 
     penalty: float = 1.0
     features: FeatureMap = Identity()
+    penalty_grid: tuple[float, ...] | None = None
     task = "regression"
+
+    def _solve(self, G: Array, b: Array, yy: Array, sum_w2: Array, penalty: Array) -> tuple[Array, Array]:
+        if self.penalty_grid is None:
+            return _solve_psd(G, b, penalty), penalty
+        return _gcv_solve(G, b, yy, sum_w2, jnp.asarray(self.penalty_grid, G.dtype))
 
     def hyper(self) -> dict[str, Array]:
         return {"penalty": jnp.asarray(self.penalty, jnp.float32), **self.features.hyper()}
@@ -82,8 +125,8 @@ class Ridge:
         Z = _design(self.features, fparams, X)
         G = Z.T @ (weight[:, None] * Z)
         b = Z.T @ (weight * y)
-        coef = _solve_psd(G, b, hyper["penalty"])
-        return LinearParams(coef, fparams, jnp.zeros((), Z.dtype))
+        coef, pen = self._solve(G, b, jnp.sum(weight * y**2), jnp.sum(weight**2), hyper["penalty"])
+        return LinearParams(coef, fparams, jnp.zeros((), Z.dtype), jnp.asarray(pen, Z.dtype))
 
     def predict(self, params: LinearParams, X: Array) -> Array:
         return _design(self.features, params.features, X) @ params.coef
@@ -104,13 +147,29 @@ class Ridge:
         Zg, wg, yg = pad(Z)[folds.members], pad(weight)[folds.members], pad(y)[folds.members]
         Gk = jnp.einsum("kmp,kmq->kpq", Zg * wg[..., None], Zg)
         bk = jnp.einsum("kmp,km->kp", Zg, wg * yg)
-        coefs = jax.vmap(_solve_psd, in_axes=(0, 0, None))(Gk.sum(0)[None] - Gk, bk.sum(0)[None] - bk, hyper["penalty"])
+        yyk = jnp.sum(wg * yg**2, axis=1)
+        w2k = jnp.sum(wg**2, axis=1)
+        train = lambda a: a.sum(0)[None] - a
+        coefs, _ = jax.vmap(self._solve, in_axes=(0, 0, 0, 0, None))(
+            train(Gk), train(bk), train(yyk), train(w2k), hyper["penalty"]
+        )
         return jnp.sum(Z * coefs[folds.fold_id], axis=1)
 
 
-def RandomFeatureRidge(n_features: int = 256, bandwidth: float = 2.0, penalty: float = 1.0) -> Ridge:
-    """Random Fourier feature (RBF kernel) ridge: :class:`Ridge` on :class:`RandomFourier` features."""
-    return Ridge(penalty=penalty, features=RandomFourier(n_features, bandwidth))
+GCV_GRID = tuple(float(g) for g in 10.0 ** jnp.arange(-5.0, 2.01, 0.5))
+
+
+def RandomFeatureRidge(
+    n_features: int = 256, bandwidth: float = 2.0, penalty: float | str = "gcv"
+) -> Ridge:
+    """Random Fourier feature (RBF kernel) ridge: :class:`Ridge` on :class:`RandomFourier` features.
+
+    ``penalty="gcv"`` (default) selects the penalty per fit by generalised
+    cross-validation on the relative grid ``GCV_GRID``; a number fixes it.
+    """
+    if penalty == "gcv":
+        return Ridge(penalty=1.0, features=RandomFourier(n_features, bandwidth), penalty_grid=GCV_GRID)
+    return Ridge(penalty=float(penalty), features=RandomFourier(n_features, bandwidth))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +222,7 @@ class Logistic:
 
         beta, _ = jax.lax.scan(step, beta0, None, length=self.n_iter)
         g, _ = gradient(beta)
-        return LinearParams(beta, fparams, jnp.linalg.norm(g) / jnp.sum(weight))
+        return LinearParams(beta, fparams, jnp.linalg.norm(g) / jnp.sum(weight), hyper["penalty"])
 
     def predict(self, params: LinearParams, X: Array) -> Array:
         return jax.nn.sigmoid(_design(self.features, params.features, X) @ params.coef)

@@ -10,9 +10,13 @@ from mrjax.router._fit import (
     predict_quality,
     predict_router_bias,
 )
+from mrjax.router._metrics import (
+    USAGE_GRID, GainSummary, RunCurves, efficiency_curve, random_curve, run_curves, summarize_gain,
+)
 from mrjax.router._rule import route
 
 __all__ = [
     "METHODS", "RouterConfig", "RouterFit", "RouterHyper", "RouterInfo", "default_hyper",
     "fit_router", "predict_quality", "predict_router_bias", "route",
+    "USAGE_GRID", "GainSummary", "RunCurves", "efficiency_curve", "random_curve", "run_curves", "summarize_gain",
 ]

@@ -1,0 +1,5 @@
+import sys
+
+from mrjax.cli import main
+
+sys.exit(main())

@@ -1,0 +1,165 @@
+"""Routing evaluation as the Meta-Router paper defines it (its Figure 1(a) protocol).
+
+Per Monte-Carlo run: rank the test queries by ψ̂ (descending); routing the top k to the
+primary gives usage ``k / n_test`` and **total efficiency** = the sum of the true gold
+gains of the routed queries. The curve stops where ψ̂ turns non-positive (``w ≥ 0``).
+A random router (a random permutation, redrawn per run) gives the reference; the
+**efficiency gain** is the difference, read on a usage grid (0.20 … 0.80 by 0.01) by
+linear interpolation of each run's curve. Grid points past a run's stop are NaN and
+are left out of the average over runs.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mrjax._typing import Array, PRNGKey
+
+USAGE_GRID = np.round(np.arange(20, 81) / 100.0, 2)
+
+
+def _cumulative(order: Array, gain: Array) -> Array:
+    return jnp.concatenate([jnp.zeros((1,), gain.dtype), jnp.cumsum(gain[order])])
+
+
+def efficiency_curve(score: Array, gain: Array, grid: Array, truncate: bool = True) -> Array:
+    """Total efficiency on the usage ``grid`` when routing the top-ranked queries by ``score``.
+
+    Parameters
+    ----------
+    score : (n,) ψ̂ on the test queries.
+    gain : (n,) true gold gains of the test queries.
+    grid : (G,) usage ratios.
+    truncate : stop the curve where ``score`` turns non-positive (NaN past that usage).
+
+    Returns
+    -------
+    (G,) array.
+    """
+    n = score.shape[0]
+    order = jnp.argsort(-score, stable=True)
+    cum = _cumulative(order, gain)
+    usage = jnp.arange(n + 1, dtype=gain.dtype) / n
+    curve = jnp.interp(grid, usage, cum)
+    if truncate:
+        stop = jnp.sum(score > 0) / n
+        curve = jnp.where(grid <= stop + 1e-9, curve, jnp.nan)
+    return curve
+
+
+def random_curve(key: PRNGKey, gain: Array, grid: Array) -> Array:
+    """Total efficiency of a random router (one random permutation) on ``grid``."""
+    n = gain.shape[0]
+    cum = _cumulative(jax.random.permutation(key, n), gain)
+    return jnp.interp(grid, jnp.arange(n + 1, dtype=gain.dtype) / n, cum)
+
+
+class RunCurves(NamedTuple):
+    """One run's curves on the usage grid.
+
+    Attributes
+    ----------
+    efficiency : (M, G) total efficiency of each method (NaN past its stop).
+    random : (G,) the random router.
+    oracle : () total of the positive true gains (the best total efficiency at any usage).
+    """
+
+    efficiency: Array
+    random: Array
+    oracle: Array
+
+
+def run_curves(key: PRNGKey, scores: Array, gain: Array, grid: Array) -> RunCurves:
+    """Curves of ``M`` methods' scores ``(M, n)`` against the true ``gain (n,)`` in one run."""
+    eff = jax.vmap(lambda s: efficiency_curve(s, gain, grid))(scores)
+    return RunCurves(eff, random_curve(key, gain, grid), jnp.sum(jnp.maximum(gain, 0.0)))
+
+
+class GainSummary(NamedTuple):
+    """Efficiency gain of each method aggregated over runs.
+
+    Attributes
+    ----------
+    curve : (M, G) aggregated (mean or median) efficiency gain, normalised.
+    lower, upper : (M, G) 2.5% and 97.5% quantiles over runs (the 95% band).
+    n_runs : (M, G) runs whose curve reaches each usage.
+    peak : (M,) largest aggregated gain; peak_usage : (M,) usage where it occurs.
+    area : (M,) trapezoid area under the aggregated curve over its defined range.
+    """
+
+    curve: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    n_runs: np.ndarray
+    peak: np.ndarray
+    peak_usage: np.ndarray
+    area: np.ndarray
+
+
+def summarize_gain(
+    efficiency: np.ndarray,
+    random: np.ndarray,
+    oracle: np.ndarray,
+    grid: np.ndarray = USAGE_GRID,
+    aggregate: str = "mean",
+    normalize: str | float = 1.0,
+) -> GainSummary:
+    """Aggregate per-run curves into efficiency-gain summaries (host-side NumPy).
+
+    Parameters
+    ----------
+    efficiency : (R, M, G); random : (R, G); oracle : (R,)
+    aggregate : ``"mean"`` or ``"median"`` over runs.
+    normalize : a constant to divide by, or ``"oracle"`` for
+        ``(method − random) / (oracle − random)`` computed on the aggregated curves.
+    """
+    if aggregate not in ("mean", "median"):
+        raise ValueError(f"aggregate must be 'mean' or 'median', got {aggregate!r}")
+    eff, rnd, orc = (np.asarray(a, np.float64) for a in (efficiency, random, oracle))
+    agg = np.nanmean if aggregate == "mean" else np.nanmedian
+    per_run = eff - rnd[:, None, :]
+    defined = np.isfinite(per_run)
+    n_runs = defined.sum(axis=0)
+    with np.errstate(all="ignore"), _quiet():
+        if normalize == "oracle":
+            denom = agg(orc)[None] - agg(rnd, axis=0)
+            curve = agg(eff, axis=0) - agg(rnd, axis=0)[None, :]
+            curve = curve / denom[None, :]
+            scaled = per_run / (orc[:, None, None] - rnd[:, None, :])
+        else:
+            c = float(normalize)
+            if not c > 0:
+                raise ValueError(f"normalize must be a positive constant or 'oracle', got {normalize!r}")
+            curve = agg(per_run, axis=0) / c
+            scaled = per_run / c
+        lower = np.nanquantile(scaled, 0.025, axis=0)
+        upper = np.nanquantile(scaled, 0.975, axis=0)
+    curve = np.where(n_runs > 0, curve, np.nan)
+    M = curve.shape[0]
+    peak, peak_usage, area = np.full(M, np.nan), np.full(M, np.nan), np.zeros(M)
+    for m in range(M):
+        ok = np.isfinite(curve[m])
+        if ok.any():
+            i = int(np.nanargmax(curve[m]))
+            peak[m], peak_usage[m] = curve[m, i], grid[i]
+            last = np.nonzero(ok)[0].max()
+            seg = curve[m, : last + 1]
+            x = grid[: last + 1]
+            good = np.isfinite(seg)
+            area[m] = float(np.trapezoid(seg[good], x[good])) if good.sum() > 1 else 0.0
+    return GainSummary(curve, lower, upper, n_runs, peak, peak_usage, area)
+
+
+class _quiet:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        self._w.__exit__(*exc)

@@ -1,0 +1,173 @@
+"""Monte-Carlo studies: split → fit every method → route → score, vmapped over runs.
+
+One compiled program evaluates a batch of runs for all methods; batches run in a
+Python loop (bounded memory, a progress line between batches, never inside traced
+code), and each batch's run axis is sharded over all local devices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from mrjax._typing import Array, PRNGKey
+from mrjax.cate._cate import CateConfig
+from mrjax.data._simulate import SimulationConfig, simulate
+from mrjax.learners._linear import RandomFeatureRidge
+from mrjax.router._fit import RouterConfig, fit_router, predict_quality
+from mrjax.router._metrics import USAGE_GRID, run_curves
+
+# Study method name → (router method, CATE kind).
+METHOD_SPECS = {
+    "meta_r": ("meta", "r"),
+    "meta_dr": ("meta", "dr"),
+    "meta_x": ("meta", "x"),
+    "golden": ("golden", "r"),
+    "preference": ("preference", "r"),
+    "pooled": ("pooled", "r"),
+    "mean_shift": ("mean_shift", "r"),
+    "all_golden": ("all_golden", "r"),
+}
+DEFAULT_METHODS = tuple(METHOD_SPECS)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """Static description of a Monte-Carlo study on a simulator.
+
+    Attributes
+    ----------
+    n_runs, n_test, n_gold, n_preference : the paper's protocol (200, 500, 100, 3,900).
+    methods : names from ``METHOD_SPECS`` (the random router is always included).
+    simulation : SimulationConfig of the data-generating design.
+    n_features_rff : random features of every learner.
+    n_folds : cross-fitting folds of the Meta-Routers.
+    batch_size : runs per compiled batch (bounds memory; rounded up to the device count).
+    """
+
+    n_runs: int = 200
+    n_test: int = 500
+    n_gold: int = 100
+    n_preference: int = 3900
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    simulation: SimulationConfig = SimulationConfig()
+    n_features_rff: int = 256
+    n_folds: int = 5
+    batch_size: int = 50
+
+    def __post_init__(self):
+        unknown = [m for m in self.methods if m not in METHOD_SPECS]
+        if unknown:
+            raise ValueError(f"unknown methods {unknown}; choose from {list(METHOD_SPECS)}")
+        if not self.methods:
+            raise ValueError("methods: at least one method is needed")
+        for name in ("n_runs", "n_test", "n_gold", "n_preference", "batch_size", "n_features_rff"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+
+    def router_configs(self) -> list[RouterConfig]:
+        learner = RandomFeatureRidge(n_features=self.n_features_rff)
+        out = []
+        for name in self.methods:
+            method, kind = METHOD_SPECS[name]
+            effect = RandomFeatureRidge(n_features=self.n_features_rff, penalty=1.0) if kind == "r" else learner
+            cate = CateConfig(kind=kind, outcome_learner=learner, effect_learner=effect, n_folds=self.n_folds)
+            out.append(RouterConfig(method=method, cate=cate, quality_learner=learner))
+        return out
+
+
+class StudyResult(NamedTuple):
+    """Per-run outputs of a study (host NumPy arrays).
+
+    Attributes
+    ----------
+    methods : tuple of M method names.
+    grid : (G,) usage grid.
+    efficiency : (R, M, G) total efficiency (NaN past each run's stop).
+    random : (R, G) the random router's total efficiency.
+    oracle : (R,) total positive true gain.
+    rmse : (R, M) ψ̂ RMSE against the true gain on the test queries.
+    seconds : wall time including compilation; compile_seconds : the first batch's.
+    """
+
+    methods: tuple
+    grid: np.ndarray
+    efficiency: np.ndarray
+    random: np.ndarray
+    oracle: np.ndarray
+    rmse: np.ndarray
+    seconds: float
+    compile_seconds: float
+
+
+def one_run(key: PRNGKey, config: StudyConfig) -> tuple:
+    """Simulate one dataset, fit every method, and score it. Pure; vmap over keys."""
+    k_sim, k_fit, k_rand = jax.random.split(key, 3)
+    sim = simulate(k_sim, config.n_gold, config.n_preference, config.n_test, config.simulation)
+    truth = sim.test_truth.quality_gain
+    scores = []
+    for rc in config.router_configs():
+        fit, _ = fit_router(k_fit, sim.data, rc, gold_label=sim.gold_label)
+        scores.append(predict_quality(rc, fit, sim.test_features))
+    scores = jnp.stack(scores)
+    curves = run_curves(k_rand, scores, truth, jnp.asarray(USAGE_GRID, truth.dtype))
+    rmse = jnp.sqrt(jnp.mean((scores - truth[None, :]) ** 2, axis=1))
+    return curves.efficiency, curves.random, curves.oracle, rmse
+
+
+def run_keys(key: PRNGKey, n_runs: int) -> Array:
+    """Run r's key is ``fold_in(key, r)``: a run's result does not depend on batching."""
+    return jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n_runs))
+
+
+def run_study(
+    key: PRNGKey,
+    config: StudyConfig,
+    run_fn: Callable | None = None,
+    progress: bool = True,
+    devices=None,
+) -> StudyResult:
+    """Run ``config.n_runs`` Monte-Carlo runs of every method, batched and sharded.
+
+    Parameters
+    ----------
+    key : PRNGKey
+    config : StudyConfig
+    run_fn : optional ``(key) -> (efficiency, random, oracle, rmse)`` replacing the
+        simulator run (e.g. a real-data split); must be pure and vmappable.
+    progress : print one progress line per batch to stderr.
+    devices : devices to shard the run axis over (all local devices by default).
+    """
+    devices = jax.local_devices() if devices is None else list(devices)
+    n_dev = len(devices)
+    batch = -(-config.batch_size // n_dev) * n_dev
+    mesh = Mesh(np.asarray(devices), ("runs",))
+    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    fn = run_fn if run_fn is not None else (lambda k: one_run(k, config))
+    batched = jax.jit(jax.vmap(fn), in_shardings=sharding, out_shardings=sharding)
+    keys = run_keys(key, config.n_runs)
+    n_batches = -(-config.n_runs // batch)
+    pad = n_batches * batch - config.n_runs
+    keys = jnp.concatenate([keys, keys[:pad]]) if pad else keys
+    outs = []
+    t0 = time.perf_counter()
+    compile_s = 0.0
+    for b in range(n_batches):
+        kb = jax.device_put(keys[b * batch:(b + 1) * batch], sharding)
+        out = jax.block_until_ready(batched(kb))
+        outs.append(jax.tree_util.tree_map(np.asarray, out))
+        if b == 0:
+            compile_s = time.perf_counter() - t0
+        if progress:
+            done = min((b + 1) * batch, config.n_runs)
+            print(f"\r[mrjax] runs {done}/{config.n_runs}  {time.perf_counter() - t0:6.1f}s", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    eff, rnd, orc, rmse = (np.concatenate(parts)[: config.n_runs] for parts in zip(*outs))
+    return StudyResult(tuple(config.methods), USAGE_GRID, eff, rnd, orc, rmse, time.perf_counter() - t0, compile_s)
