@@ -48,7 +48,8 @@ class StudyConfig:
     simulation : SimulationConfig of the data-generating design.
     n_features_rff : random features of every learner.
     n_folds : cross-fitting folds of the Meta-Routers.
-    batch_size : runs per compiled batch (bounds memory; rounded up to the device count).
+    batch_size : runs per device per compiled batch (bounds memory); results do not
+        depend on the number of devices for a given batch size.
     """
 
     n_runs: int = 200
@@ -146,11 +147,15 @@ def run_study(
     """
     devices = jax.local_devices() if devices is None else list(devices)
     n_dev = len(devices)
-    batch = -(-config.batch_size // n_dev) * n_dev
+    # Every device runs the same compiled program on a local batch of `local` runs
+    # (shard_map), so a study's bits do not depend on how many devices share it.
+    local = config.batch_size
+    batch = local * n_dev
     mesh = Mesh(np.asarray(devices), ("runs",))
     sharding = NamedSharding(mesh, PartitionSpec("runs"))
     fn = run_fn if run_fn is not None else (lambda k: one_run(k, config))
-    batched = jax.jit(jax.vmap(fn), in_shardings=sharding, out_shardings=sharding)
+    spec = PartitionSpec("runs")
+    batched = jax.jit(jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
     keys = run_keys(key, config.n_runs)
     n_batches = -(-config.n_runs // batch)
     pad = n_batches * batch - config.n_runs

@@ -1,0 +1,93 @@
+"""The paper's evaluation protocol against a direct NumPy transcription."""
+import numpy as np
+import pytest
+import jax
+import jax.numpy as jnp
+
+from mrjax.router import USAGE_GRID, efficiency_curve, random_curve, run_curves, summarize_gain
+
+
+def _np_method_curve(score, gain, grid):
+    """Transcription of the protocol: rank by score, stop where score <= 0, interpolate."""
+    order = np.argsort(-score, kind="stable")
+    n_pos = int(np.sum(score > 0))
+    ratios = np.arange(n_pos + 1) / len(score)
+    total = np.r_[0.0, np.cumsum(gain[order][:n_pos])]
+    out = np.full(len(grid), np.nan)
+    for i, u in enumerate(grid):
+        if n_pos > 0 and u <= ratios.max():
+            out[i] = np.interp(u, ratios, total)
+    return out
+
+
+def _np_random_curve(perm, gain, grid):
+    total = np.r_[0.0, np.cumsum(gain[perm])]
+    return np.interp(grid, np.arange(len(gain) + 1) / len(gain), total)
+
+
+def test_method_curve_matches_numpy_with_truncation():
+    rng = np.random.default_rng(0)
+    for n in (50, 500):
+        score = rng.normal(0.1, 1.0, n).astype(np.float32)
+        gain = rng.choice([-1.0, 0.0, 1.0], n).astype(np.float32)
+        ours = np.asarray(efficiency_curve(jnp.asarray(score), jnp.asarray(gain), jnp.asarray(USAGE_GRID, jnp.float32)))
+        ref = _np_method_curve(score, gain, USAGE_GRID)
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+        assert np.isnan(ref).any() and np.isfinite(ref).any()  # the case exercises truncation
+        np.testing.assert_allclose(ours[np.isfinite(ours)], ref[np.isfinite(ref)], rtol=1e-5, atol=1e-4)
+
+
+def test_random_router_matches_numpy_with_same_permutation():
+    rng = np.random.default_rng(1)
+    gain = rng.normal(size=300).astype(np.float32)
+    key = jax.random.key(7)
+    perm = np.asarray(jax.random.permutation(key, 300))
+    ours = np.asarray(random_curve(key, jnp.asarray(gain), jnp.asarray(USAGE_GRID, jnp.float32)))
+    np.testing.assert_allclose(ours, _np_random_curve(perm, gain, USAGE_GRID), rtol=1e-5, atol=1e-4)
+
+
+def test_summaries_match_numpy_aggregation():
+    rng = np.random.default_rng(2)
+    R, n = 12, 200
+    eff, rnd, orc = [], [], []
+    for r in range(R):
+        gain = rng.normal(0.2, 1.0, n).astype(np.float32)
+        scores = np.stack([gain + rng.normal(0, s, n) for s in (0.5, 3.0)]).astype(np.float32)
+        c = run_curves(jax.random.key(r), jnp.asarray(scores), jnp.asarray(gain), jnp.asarray(USAGE_GRID, jnp.float32))
+        eff.append(np.asarray(c.efficiency)); rnd.append(np.asarray(c.random)); orc.append(float(c.oracle))
+        np.testing.assert_allclose(c.oracle, np.maximum(gain, 0).sum(), rtol=1e-5)
+    eff, rnd, orc = np.stack(eff), np.stack(rnd), np.asarray(orc)
+    s = summarize_gain(eff, rnd, orc, normalize=10.0)
+    gain_runs = eff - rnd[:, None, :]
+    with np.errstate(all="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = np.nanmean(gain_runs, axis=0) / 10.0
+    np.testing.assert_allclose(s.curve, ref, rtol=1e-6)
+    np.testing.assert_array_equal(s.n_runs, np.isfinite(gain_runs).sum(0))
+    for m in range(2):
+        ok = np.isfinite(s.curve[m])
+        i = np.nanargmax(s.curve[m])
+        assert s.peak[m] == s.curve[m, i] and s.peak_usage[m] == USAGE_GRID[i]
+        last = np.nonzero(ok)[0].max()
+        np.testing.assert_allclose(s.area[m], np.trapezoid(s.curve[m, : last + 1], USAGE_GRID[: last + 1]))
+    assert s.area[0] > s.area[1]  # the less noisy score routes better
+    so = summarize_gain(eff, rnd, orc, normalize="oracle")
+    ref_o = (np.nanmean(eff, 0) - np.nanmean(rnd, 0)[None]) / (orc.mean() - np.nanmean(rnd, 0))[None]
+    np.testing.assert_allclose(so.curve, ref_o, rtol=1e-6)
+    sm = summarize_gain(eff, rnd, orc, aggregate="median", normalize=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_allclose(sm.curve, np.nanmedian(gain_runs, axis=0))
+    with pytest.raises(ValueError, match="aggregate must be"):
+        summarize_gain(eff, rnd, orc, aggregate="mode")
+    with pytest.raises(ValueError, match="normalize must be a positive constant"):
+        summarize_gain(eff, rnd, orc, normalize=0.0)
+
+
+def test_perfect_score_routes_the_top_gains():
+    gain = jnp.asarray(np.linspace(-1, 1, 100) + 0.3, jnp.float32)
+    curve = efficiency_curve(gain, gain, jnp.asarray([0.2, 0.4], jnp.float32))
+    top = np.sort(np.asarray(gain))[::-1]
+    np.testing.assert_allclose(curve, [top[:20].sum(), top[:40].sum()], rtol=1e-5)

@@ -1,0 +1,94 @@
+"""The Monte-Carlo study engine and the `mrjax study` command."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import jax
+
+from mrjax.cli import main
+from mrjax.sim import StudyConfig, run_study
+
+TINY = dict(n_runs=4, n_test=50, n_gold=20, n_preference=200, n_features_rff=16,
+            methods=("meta_r", "pooled", "golden"), batch_size=2)
+
+
+def test_runs_in_one_call_equal_separate_calls():
+    together = run_study(jax.random.key(0), StudyConfig(**TINY), progress=False)
+    assert together.efficiency.shape == (4, 3, 61) and together.rmse.shape == (4, 3)
+    other_batching = run_study(jax.random.key(0), StudyConfig(**{**TINY, "batch_size": 3}), progress=False)
+    np.testing.assert_array_equal(together.rmse, other_batching.rmse)
+    first_two = run_study(jax.random.key(0), StudyConfig(**{**TINY, "n_runs": 2}), progress=False)
+    np.testing.assert_array_equal(together.efficiency[:2], first_two.efficiency)
+    np.testing.assert_array_equal(together.random[:2], first_two.random)
+
+
+def test_sharded_equals_unsharded_on_four_host_devices():
+    code = textwrap.dedent("""
+        import jax, numpy as np
+        from mrjax.sim import StudyConfig, run_study
+        assert jax.local_device_count() == 4, jax.devices()
+        cfg = StudyConfig(n_runs=8, n_test=50, n_gold=20, n_preference=200, n_features_rff=16,
+                          methods=("meta_r", "pooled"), batch_size=2)
+        a = run_study(jax.random.key(3), cfg, progress=False)
+        b = run_study(jax.random.key(3), cfg, progress=False, devices=jax.devices()[:1])
+        np.testing.assert_array_equal(a.rmse, b.rmse)
+        np.testing.assert_array_equal(a.efficiency, b.efficiency)
+        print("OK")
+    """)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "OK" in out.stdout
+
+
+def test_study_config_errors():
+    with pytest.raises(ValueError, match="unknown methods"):
+        StudyConfig(methods=("meta_q",))
+    with pytest.raises(ValueError, match="n_runs must be a positive integer"):
+        StudyConfig(n_runs=0)
+
+
+def test_cli_study_end_to_end(tmp_path, capsys):
+    cfg = tmp_path / "study.toml"
+    cfg.write_text('[study]\nruns = 3\nn_gold = 20\nn_test = 50\nn_preference = 200\n'
+                   'n_features_rff = 16\nmethods = ["meta_r", "pooled"]\nbatch_size = 3\n')
+    out = tmp_path / "res"
+    assert main(["study", "--config", str(cfg), "--out", str(out), "--quiet", "--normalize", "20"]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert set(report["methods"]) == {"meta_r", "pooled"}
+    assert report["config"]["runs"] == 3 and report["config"]["normalize"] == 20.0
+    assert len(report["methods"]["meta_r"]["curve"]) == 61
+    curves = pd.read_csv(out / "curves.csv")
+    assert len(curves) == 3 * 2 * 61
+    np.testing.assert_allclose(curves.efficiency_gain, curves.total_efficiency - curves.random_efficiency, rtol=1e-6)
+    png = (out / "efficiency_gain.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert "meta_r" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, message", [
+    ("runs = [", "is not valid TOML"),
+    ("runs = 2\nbogus = 1\n", "unknown keys ['bogus']"),
+    ("runs = 0\n", "n_runs must be a positive integer"),
+    ("methods = ['meta_q']\n", "unknown methods"),
+    ("normalize = 'half'\n", "normalize must be 'oracle' or a positive number"),
+])
+def test_cli_bad_config_exits_nonzero_and_writes_nothing(tmp_path, capsys, content, message):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(content)
+    out = tmp_path / "res"
+    assert main(["study", "--config", str(cfg), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.toml"]
+
+
+def test_cli_missing_config_file(tmp_path, capsys):
+    assert main(["study", "--config", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "r")]) == 2
+    assert "config file not found" in capsys.readouterr().err
