@@ -24,7 +24,9 @@ import tomllib
 import numpy as np
 
 STUDY_KEYS = {"runs", "n_gold", "n_test", "n_preference", "methods", "seed", "normalize", "aggregate",
-              "batch_size", "n_folds", "n_features_rff", "bias_strength", "out"}
+              "batch_size", "n_folds", "n_features_rff", "bias_strength", "out", "data", "data_dir",
+              "judge_strength", "subject_sd", "length_coef", "judge_seed"}
+DATA_SOURCES = ("simulator", "routellm-mmlu", "routellm-gsm8k")
 
 
 class UsageError(Exception):
@@ -49,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n-features-rff", type=int)
     s.add_argument("--bias-strength", type=float)
     s.add_argument("--out", help="output folder (default: results)")
+    s.add_argument("--data", choices=DATA_SOURCES, help="study data (default: the paper-like simulator)")
+    s.add_argument("--data-dir", help="folder of RouteLLM's evals (mmlu/, gsm8k/, embeddings_minilm.npz)")
+    s.add_argument("--judge-strength", type=float, help="MMLU simulated judge: a (default 1.0)")
+    s.add_argument("--subject-sd", type=float, help="MMLU simulated judge: s (default 1.0)")
+    s.add_argument("--length-coef", type=float, help="MMLU simulated judge: c (default 0.5)")
+    s.add_argument("--judge-seed", type=int, help="MMLU simulated judge: seed (default 0)")
     s.add_argument("--quiet", action="store_true", help="no progress line")
     return p
 
@@ -56,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args) -> dict:
     settings = {"runs": 200, "n_gold": 100, "n_test": 500, "n_preference": 3900, "seed": 0,
                 "normalize": "oracle", "aggregate": "mean", "batch_size": 50, "n_folds": 5,
-                "n_features_rff": 256, "bias_strength": 1.0, "out": "results", "methods": None}
+                "n_features_rff": 256, "bias_strength": 1.0, "out": "results", "methods": None,
+                "data": "simulator", "data_dir": None, "judge_strength": 1.0, "subject_sd": 1.0,
+                "length_coef": 0.5, "judge_seed": 0}
     if args.config:
         if not os.path.isfile(args.config):
             raise UsageError(f"config file not found: {args.config}")
@@ -74,6 +84,13 @@ def _settings(args) -> dict:
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value
+    if settings["data"] not in DATA_SOURCES:
+        raise UsageError(f"data must be one of {DATA_SOURCES}, got {settings['data']!r}")
+    if settings["data"] != "simulator":
+        if not settings["data_dir"]:
+            raise UsageError(f"--data {settings['data']} needs --data-dir (a copy of RouteLLM's evals folder)")
+        if not os.path.isdir(settings["data_dir"]):
+            raise UsageError(f"data directory not found: {settings['data_dir']}")
     if isinstance(settings["methods"], str):
         settings["methods"] = [m.strip() for m in settings["methods"].split(",") if m.strip()]
     norm = settings["normalize"]
@@ -128,7 +145,27 @@ def study(args) -> int:
         )
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
-    result = run_study(jax.random.key(int(settings["seed"])), config, progress=not args.quiet)
+    run_fn = None
+    if settings["data"] != "simulator":
+        import jax.numpy as jnp
+
+        from mrjax.data._routellm import load_routellm
+        from mrjax.sim._study import pool_run
+
+        try:
+            pool = load_routellm(settings["data_dir"], settings["data"].split("-", 1)[1],
+                                 float(settings["judge_strength"]), float(settings["subject_sd"]),
+                                 float(settings["length_coef"]), int(settings["judge_seed"]))
+        except (OSError, ValueError) as err:
+            raise UsageError(str(err)) from None
+        n_pool = pool.embedding.shape[0]
+        if config.n_test + config.n_gold >= n_pool:
+            raise UsageError(f"n_test + n_gold = {config.n_test + config.n_gold} leaves no preference rows in {n_pool} queries")
+        config = dataclasses.replace(config, n_preference=n_pool - config.n_test - config.n_gold)
+        settings["n_preference"] = config.n_preference
+        E, GL, PL = (jnp.asarray(a) for a in (pool.embedding, pool.gold_gain, pool.preference_label))
+        run_fn = lambda k: pool_run(k, E, GL, PL, config)  # noqa: E731
+    result = run_study(jax.random.key(int(settings["seed"])), config, run_fn=run_fn, progress=not args.quiet)
     summary = summarize_gain(result.efficiency, result.random, result.oracle,
                              aggregate=settings["aggregate"], normalize=settings["normalize"])
     out = settings["out"]

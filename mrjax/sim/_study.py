@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mrjax._typing import Array, PRNGKey
 from mrjax.cate._cate import CateConfig
+from mrjax.data._dataset import Dataset
 from mrjax.data._simulate import SimulationConfig, simulate
 from mrjax.learners._linear import RandomFeatureRidge
 from mrjax.router._fit import RouterConfig, fit_router, predict_quality
@@ -47,6 +48,7 @@ class StudyConfig:
     methods : names from ``METHOD_SPECS`` (the random router is always included).
     simulation : SimulationConfig of the data-generating design.
     n_features_rff : random features of every learner.
+    n_components : principal components of the embeddings (real-data studies only).
     n_folds : cross-fitting folds of the Meta-Routers.
     batch_size : runs per device per compiled batch (bounds memory); results do not
         depend on the number of devices for a given batch size.
@@ -61,6 +63,7 @@ class StudyConfig:
     n_features_rff: int = 256
     n_folds: int = 5
     batch_size: int = 50
+    n_components: int = 50
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in METHOD_SPECS]
@@ -116,6 +119,38 @@ def one_run(key: PRNGKey, config: StudyConfig) -> tuple:
     for rc in config.router_configs():
         fit, _ = fit_router(k_fit, sim.data, rc, gold_label=sim.gold_label)
         scores.append(predict_quality(rc, fit, sim.test_features))
+    scores = jnp.stack(scores)
+    curves = run_curves(k_rand, scores, truth, jnp.asarray(USAGE_GRID, truth.dtype))
+    rmse = jnp.sqrt(jnp.mean((scores - truth[None, :]) ** 2, axis=1))
+    return curves.efficiency, curves.random, curves.oracle, rmse
+
+
+def pool_run(key: PRNGKey, embedding: Array, gold_gain: Array, preference_label: Array, config: StudyConfig) -> tuple:
+    """One run of the paper's protocol on a fixed pool of real queries. Pure; vmap over keys.
+
+    A random split gives ``n_test`` test queries, ``n_gold`` gold queries and the rest
+    as preference queries (all pool rows stay in the arrays; test rows get weight 0, so
+    shapes are fixed). Features are the top ``n_components`` principal components of the
+    embeddings, fitted on the training rows of this run. Test queries are scored with
+    their real gold gains; the RMSE is against those labels.
+    """
+    N = embedding.shape[0]
+    k_split, k_fit, k_rand = jax.random.split(key, 3)
+    perm = jax.random.permutation(k_split, N)
+    test = perm[: config.n_test]
+    is_gold = jnp.zeros((N,), embedding.dtype).at[perm[config.n_test: config.n_test + config.n_gold]].set(1.0)
+    train = jnp.ones((N,), embedding.dtype).at[test].set(0.0)
+    mean = train @ embedding / jnp.sum(train)
+    centred = embedding - mean[None, :]
+    cov = centred.T @ (train[:, None] * centred) / jnp.sum(train)
+    _, vecs = jnp.linalg.eigh(cov)
+    X = centred @ vecs[:, ::-1][:, : config.n_components]
+    data = Dataset(X, is_gold, jnp.where(is_gold > 0.5, gold_gain, preference_label), train)
+    truth = gold_gain[test]
+    scores = []
+    for rc in config.router_configs():
+        fit, _ = fit_router(k_fit, data, rc, gold_label=gold_gain)
+        scores.append(predict_quality(rc, fit, X[test]))
     scores = jnp.stack(scores)
     curves = run_curves(k_rand, scores, truth, jnp.asarray(USAGE_GRID, truth.dtype))
     rmse = jnp.sqrt(jnp.mean((scores - truth[None, :]) ** 2, axis=1))
