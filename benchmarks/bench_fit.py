@@ -14,11 +14,15 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _rf import rf_quality  # noqa: E402
 
 from mrjax.cate import CateConfig
 from mrjax.data import paper_like
@@ -48,35 +52,11 @@ def time_mrjax(sim, kind, repeats=3):
 
 
 def time_random_forest(sim, kind):
-    """The authors' pipeline: RF nuisances fitted in-sample, their clip levels and masks."""
-    from sklearn.ensemble import RandomForestRegressor
-
+    """The authors' pipeline (see ``_rf.py``) on the same data."""
     X, t, o = (np.asarray(a, np.float64) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
-    rf = lambda: RandomForestRegressor(n_estimators=100, max_depth=20, max_features="sqrt", n_jobs=-1, random_state=42)
     t0 = time.perf_counter()
-    # Variance matching, as mrjax's default.
-    o = np.where(t == 1, o, o * o[t == 1].std() / o[t == 0].std())
-    e = np.asarray(rf().fit(X, t).predict(X))
-    if kind == "r":
-        m = rf().fit(X, o).predict(X)
-        e = np.clip(e, 0.1, 0.9)
-        den = t - e
-        keep = np.abs(den) > 0.05
-        tau = rf().fit(X[keep], ((o - m) / den)[keep], sample_weight=(den**2)[keep])
-    else:
-        mu = rf().fit(np.c_[X, t], o)
-        mu1, mu0 = mu.predict(np.c_[X, np.ones_like(t)]), mu.predict(np.c_[X, np.zeros_like(t)])
-        e = np.clip(e, 0.05, 0.95)
-        den = e * (1 - e)
-        keep = den > 0.05
-        phi = (t - e) / den * (o - np.where(t == 1, mu1, mu0)) + mu1 - mu0
-        tau = rf().fit(X[keep], phi[keep])
-    delta = np.clip(tau.predict(X), -1.2, 1.2)
-    target = np.where(t == 1, o, o + delta)
-    psi_model = rf().fit(X, target)
-    seconds = time.perf_counter() - t0
-    psi = psi_model.predict(np.asarray(sim.test_features, np.float64))
-    return {"seconds": seconds, "psi_rmse": _rmse(psi, sim.test_truth.quality_gain)}
+    psi = rf_quality(f"meta_{kind}", X, t, o, np.asarray(sim.test_features, np.float64))
+    return {"seconds": time.perf_counter() - t0, "psi_rmse": _rmse(psi, sim.test_truth.quality_gain)}
 
 
 def main(argv=None):

@@ -7,6 +7,7 @@ code), and each batch's run axis is sharded over all local devices.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
 from typing import Callable, NamedTuple
@@ -162,6 +163,16 @@ def run_keys(key: PRNGKey, n_runs: int) -> Array:
     return jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n_runs))
 
 
+@functools.lru_cache(maxsize=32)
+def _compiled(config: StudyConfig, devices: tuple, run_fn: Callable | None):
+    """The jitted, sharded batch program; cached so repeated studies do not recompile."""
+    mesh = Mesh(np.asarray(devices), ("runs",))
+    spec = PartitionSpec("runs")
+    fn = run_fn if run_fn is not None else (lambda k: one_run(k, config))
+    batched = jax.jit(jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
+    return batched, NamedSharding(mesh, spec)
+
+
 def run_study(
     key: PRNGKey,
     config: StudyConfig,
@@ -186,11 +197,7 @@ def run_study(
     # (shard_map), so a study's bits do not depend on how many devices share it.
     local = config.batch_size
     batch = local * n_dev
-    mesh = Mesh(np.asarray(devices), ("runs",))
-    sharding = NamedSharding(mesh, PartitionSpec("runs"))
-    fn = run_fn if run_fn is not None else (lambda k: one_run(k, config))
-    spec = PartitionSpec("runs")
-    batched = jax.jit(jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
+    batched, sharding = _compiled(config, tuple(devices), run_fn)
     keys = run_keys(key, config.n_runs)
     n_batches = -(-config.n_runs // batch)
     pad = n_batches * batch - config.n_runs

@@ -1,0 +1,101 @@
+"""Peer comparison on identical Monte-Carlo runs: mrjax vs the authors' RF pipeline (and EconML).
+
+Each run's data is drawn by mrjax's simulator from the run key, so every pipeline sees the
+same splits, and every curve uses the same random router. Reports per method: wall time,
+efficiency-gain area and peak (oracle-normalised), ψ̂ RMSE; and the ratio of wall times.
+
+    python benchmarks/bench_peers.py [--runs 10] [--econml] [--out benchmarks/results/bench_peers.json]
+
+Needs the ``[bench]`` extra (scikit-learn; econml for ``--econml``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _rf import econml_quality, rf_quality  # noqa: E402
+
+from mrjax.data import simulate
+from mrjax.router import USAGE_GRID, run_curves, summarize_gain
+from mrjax.sim import StudyConfig, run_keys, run_study
+
+RF_METHODS = ("meta_r", "meta_dr", "golden", "preference", "pooled", "all_golden")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--econml", action="store_true")
+    p.add_argument("--out", default="benchmarks/results/bench_peers.json")
+    args = p.parse_args(argv)
+    key = jax.random.key(0)
+    config = StudyConfig(n_runs=args.runs, batch_size=min(args.runs, 50))
+
+    res = run_study(key, config, progress=False)
+    rows = {}
+    s = summarize_gain(res.efficiency, res.random, res.oracle, normalize="oracle")
+    for m, name in enumerate(res.methods):
+        rows[f"mrjax:{name}"] = {"area": s.area[m], "peak": s.peak[m], "rmse": res.rmse[:, m].mean()}
+    mrjax_total = res.seconds
+    # Steady state: the same study again, compiled.
+    res2 = run_study(key, config, progress=False)
+    mrjax_steady = res2.seconds
+
+    peers = [f"rf:{m}" for m in RF_METHODS] + (["econml:econml_dr", "econml:econml_dml"] if args.econml else [])
+    eff = {p_: [] for p_ in peers}
+    rmse = {p_: [] for p_ in peers}
+    seconds = {p_: 0.0 for p_ in peers}
+    rnd, orc = [], []
+    for r, k in enumerate(run_keys(key, args.runs)):
+        k_sim, _, k_rand = jax.random.split(k, 3)
+        sim = simulate(k_sim, config.n_gold, config.n_preference, config.n_test, config.simulation)
+        X, t, o = (np.asarray(a, np.float64) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
+        Xt, truth = np.asarray(sim.test_features, np.float64), np.asarray(sim.test_truth.quality_gain)
+        for name in peers:
+            kind, method = name.split(":")
+            t0 = time.perf_counter()
+            if kind == "rf":
+                psi = rf_quality(method, X, t, o, Xt, np.asarray(sim.gold_label, np.float64))
+            else:
+                psi = econml_quality(method, X, t, o, Xt)
+            seconds[name] += time.perf_counter() - t0
+            c = run_curves(k_rand, jnp.asarray(psi, jnp.float32)[None], jnp.asarray(truth), jnp.asarray(USAGE_GRID, jnp.float32))
+            eff[name].append(np.asarray(c.efficiency[0]))
+            rmse[name].append(float(np.sqrt(np.mean((psi - truth) ** 2))))
+        c = run_curves(k_rand, jnp.zeros((1, config.n_test)), jnp.asarray(truth), jnp.asarray(USAGE_GRID, jnp.float32))
+        rnd.append(np.asarray(c.random)); orc.append(float(c.oracle))
+        print(f"\rrun {r + 1}/{args.runs}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    np.testing.assert_allclose(np.stack(rnd), res.random, atol=1e-3)  # same runs (to float32 fusion noise), same random router
+    E = np.stack([np.stack(eff[p_]) for p_ in peers], axis=1)
+    sp = summarize_gain(E, np.stack(rnd), np.asarray(orc), normalize="oracle")
+    for i, name in enumerate(peers):
+        rows[name] = {"area": sp.area[i], "peak": sp.peak[i], "rmse": float(np.mean(rmse[name])), "seconds": seconds[name]}
+    rf_total = sum(v for k_, v in seconds.items() if k_.startswith("rf:"))
+    summary = {"runs": args.runs, "device": str(jax.devices()[0]), "mrjax_seconds_incl_compile": mrjax_total,
+               "mrjax_seconds_steady": mrjax_steady, "mrjax_methods": list(res.methods),
+               "rf_seconds_total": rf_total, "speedup_incl_compile": rf_total / mrjax_total,
+               "speedup_steady": rf_total / mrjax_steady,
+               "rows": {k_: {kk: float(vv) for kk, vv in v.items()} for k_, v in rows.items()}}
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(summary, f, indent=2)
+    print(f"{args.runs} identical runs on {summary['device']}")
+    print(f"mrjax, all {len(res.methods)} methods: {mrjax_total:.1f}s incl. compile, {mrjax_steady:.1f}s steady")
+    print(f"RF pipeline, {len(RF_METHODS)} methods: {rf_total:.1f}s  -> {summary['speedup_incl_compile']:.0f}x (incl. compile), {summary['speedup_steady']:.0f}x (steady)")
+    print("\n| method | area | peak | ψ̂ RMSE | seconds |\n|---|---|---|---|---|")
+    for name, v in rows.items():
+        secs = f"{v['seconds']:.1f}" if "seconds" in v else "(shared)"
+        print(f"| {name} | {v['area']:.3f} | {v['peak']:.3f} | {v['rmse']:.3f} | {secs} |")
+
+
+if __name__ == "__main__":
+    main()
