@@ -1,0 +1,58 @@
+"""Robustness across sizes: 100, 1,000 and 10,000 gold rows with 39 preference rows per gold row.
+
+For each size, a study on the paper-like simulator (500 test queries) with the default
+Meta-Routers and the Golden-only and Pooled baselines; prints area, peak and ψ̂ RMSE with
+standard errors over runs, and writes JSON.
+
+    python benchmarks/bench_sizes.py [--sizes 100,1000,10000] [--runs 20] [--batch-size 10]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import jax
+import numpy as np
+
+from mrjax.router import summarize_gain
+from mrjax.sim import StudyConfig, run_study
+
+METHODS = ("meta_r", "meta_x", "meta_dr", "golden", "pooled")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="100,1000,10000")
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--out", default="benchmarks/results/bench_sizes.json")
+    args = p.parse_args(argv)
+    out = {"device": str(jax.devices()[0]), "runs": args.runs, "sizes": {}}
+    for n_gold in (int(s) for s in args.sizes.split(",")):
+        cfg = StudyConfig(n_runs=args.runs, n_gold=n_gold, n_preference=39 * n_gold, methods=METHODS,
+                          batch_size=min(args.batch_size, args.runs))
+        res = run_study(jax.random.key(n_gold), cfg, progress=False)
+        s = summarize_gain(res.efficiency, res.random, res.oracle, normalize="oracle")
+        # Per-run areas give a standard error for the area difference between methods.
+        per_run = np.stack([summarize_gain(res.efficiency[r:r + 1], res.random[r:r + 1], res.oracle[r:r + 1],
+                                           normalize="oracle").area for r in range(args.runs)])
+        rows = {}
+        for m, name in enumerate(res.methods):
+            rows[name] = {"area": float(s.area[m]), "peak": float(s.peak[m]),
+                          "area_run_mean": float(per_run[:, m].mean()),
+                          "area_run_se": float(per_run[:, m].std(ddof=1) / np.sqrt(args.runs)),
+                          "rmse": float(res.rmse[:, m].mean()),
+                          "rmse_se": float(res.rmse[:, m].std(ddof=1) / np.sqrt(args.runs))}
+        out["sizes"][n_gold] = {"seconds": res.seconds, "rows": rows}
+        print(f"\n{n_gold} gold / {39 * n_gold} preference: {res.seconds:.1f}s on {out['device']}")
+        print(f"{'method':<10} {'area':>7} {'run-area':>16} {'ψ̂ RMSE':>16}")
+        for name, v in rows.items():
+            print(f"{name:<10} {v['area']:7.3f} {v['area_run_mean']:8.3f}±{v['area_run_se']:.3f} {v['rmse']:9.3f}±{v['rmse_se']:.3f}")
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
