@@ -61,7 +61,8 @@ def econml_quality(method, X, t, o, X_test):
     o = np.where(g, o, o * o[g].std() / o[~g].std())
     clf = RandomForestClassifier(n_estimators=100, max_depth=20, max_features="sqrt", n_jobs=-1, random_state=42)
     if method == "econml_dr":
-        est = DRLearner(model_propensity=clf, model_regression=_rf(), model_final=_rf(), cv=5, random_state=0)
+        est = DRLearner(model_propensity=clf, model_regression=_rf(), model_final=_rf(), cv=5,
+                        min_propensity=0.05, random_state=0)  # the authors' DR clip level
     else:
         est = NonParamDML(model_y=_rf(), model_t=clf, model_final=_rf(), discrete_treatment=True, cv=5, random_state=0)
     est.fit(o, t.astype(int), X=X)

@@ -5,6 +5,7 @@ same splits, and every curve uses the same random router. Reports per method: wa
 efficiency-gain area and peak (oracle-normalised), ψ̂ RMSE; and the ratio of wall times.
 
     python benchmarks/bench_peers.py [--runs 10] [--econml] [--out benchmarks/results/bench_peers.json]
+    python benchmarks/bench_peers.py --data routellm-mmlu --data-dir ../shared/data/routellm-evals
 
 Needs the ``[bench]`` extra (scikit-learn; econml for ``--econml``).
 """
@@ -23,9 +24,33 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from _rf import econml_quality, rf_quality  # noqa: E402
 
-from mrjax.data import simulate
+from mrjax.data import load_routellm, simulate
 from mrjax.router import USAGE_GRID, run_curves, summarize_gain
-from mrjax.sim import StudyConfig, run_keys, run_study
+from mrjax.sim import StudyConfig, pool_run, run_keys, run_study
+
+
+def simulator_split(k, config):
+    """The data ``one_run`` sees for run key ``k``, as NumPy."""
+    k_sim, _, k_rand = jax.random.split(k, 3)
+    sim = simulate(k_sim, config.n_gold, config.n_preference, config.n_test, config.simulation)
+    X, t, o = (np.asarray(a, np.float64) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
+    return X, t, o, np.asarray(sim.test_features, np.float64), np.asarray(sim.test_truth.quality_gain), np.asarray(sim.gold_label, np.float64), k_rand
+
+
+def pool_split(k, pool, config):
+    """The split and per-run PCA ``pool_run`` uses for run key ``k``, as NumPy (training rows only)."""
+    k_split, _, k_rand = jax.random.split(k, 3)
+    perm = np.asarray(jax.random.permutation(k_split, pool.embedding.shape[0]))
+    test, gold, pref = perm[: config.n_test], perm[config.n_test: config.n_test + config.n_gold], perm[config.n_test + config.n_gold:]
+    train = np.r_[gold, pref]
+    E = pool.embedding.astype(np.float64)
+    mean = E[train].mean(0)
+    cov = (E[train] - mean).T @ (E[train] - mean) / len(train)
+    V = np.linalg.eigh(cov)[1][:, ::-1][:, : config.n_components]
+    X, Xt = (E[train] - mean) @ V, (E[test] - mean) @ V
+    t = np.r_[np.ones(len(gold)), np.zeros(len(pref))]
+    o = np.r_[pool.gold_gain[gold], pool.preference_label[pref]].astype(np.float64)
+    return X, t, o, Xt, pool.gold_gain[test], pool.gold_gain[train].astype(np.float64), k_rand
 
 RF_METHODS = ("meta_r", "meta_dr", "golden", "preference", "pooled", "all_golden")
 
@@ -34,19 +59,29 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--econml", action="store_true")
+    p.add_argument("--data", default="simulator", choices=["simulator", "routellm-mmlu", "routellm-gsm8k"])
+    p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default="benchmarks/results/bench_peers.json")
     args = p.parse_args(argv)
     key = jax.random.key(0)
     config = StudyConfig(n_runs=args.runs, batch_size=min(args.runs, 50))
+    run_fn, pool = None, None
+    if args.data != "simulator":
+        pool = load_routellm(args.data_dir, args.data.split("-", 1)[1])
+        import dataclasses
 
-    res = run_study(key, config, progress=False)
+        config = dataclasses.replace(config, n_preference=pool.embedding.shape[0] - config.n_test - config.n_gold)
+        E, GL, PL = (jnp.asarray(a) for a in (pool.embedding, pool.gold_gain, pool.preference_label))
+        run_fn = lambda k: pool_run(k, E, GL, PL, config)  # noqa: E731
+
+    res = run_study(key, config, run_fn=run_fn, progress=False)
     rows = {}
     s = summarize_gain(res.efficiency, res.random, res.oracle, normalize="oracle")
     for m, name in enumerate(res.methods):
         rows[f"mrjax:{name}"] = {"area": s.area[m], "peak": s.peak[m], "rmse": res.rmse[:, m].mean()}
     mrjax_total = res.seconds
     # Steady state: the same study again, compiled.
-    res2 = run_study(key, config, progress=False)
+    res2 = run_study(key, config, run_fn=run_fn, progress=False)
     mrjax_steady = res2.seconds
 
     peers = [f"rf:{m}" for m in RF_METHODS] + (["econml:econml_dr", "econml:econml_dml"] if args.econml else [])
@@ -55,15 +90,12 @@ def main(argv=None):
     seconds = {p_: 0.0 for p_ in peers}
     rnd, orc = [], []
     for r, k in enumerate(run_keys(key, args.runs)):
-        k_sim, _, k_rand = jax.random.split(k, 3)
-        sim = simulate(k_sim, config.n_gold, config.n_preference, config.n_test, config.simulation)
-        X, t, o = (np.asarray(a, np.float64) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
-        Xt, truth = np.asarray(sim.test_features, np.float64), np.asarray(sim.test_truth.quality_gain)
+        X, t, o, Xt, truth, gold_label, k_rand = simulator_split(k, config) if pool is None else pool_split(k, pool, config)
         for name in peers:
             kind, method = name.split(":")
             t0 = time.perf_counter()
             if kind == "rf":
-                psi = rf_quality(method, X, t, o, Xt, np.asarray(sim.gold_label, np.float64))
+                psi = rf_quality(method, X, t, o, Xt, gold_label)
             else:
                 psi = econml_quality(method, X, t, o, Xt)
             seconds[name] += time.perf_counter() - t0
@@ -80,7 +112,7 @@ def main(argv=None):
     for i, name in enumerate(peers):
         rows[name] = {"area": sp.area[i], "peak": sp.peak[i], "rmse": float(np.mean(rmse[name])), "seconds": seconds[name]}
     rf_total = sum(v for k_, v in seconds.items() if k_.startswith("rf:"))
-    summary = {"runs": args.runs, "device": str(jax.devices()[0]), "mrjax_seconds_incl_compile": mrjax_total,
+    summary = {"data": args.data, "runs": args.runs, "device": str(jax.devices()[0]), "mrjax_seconds_incl_compile": mrjax_total,
                "mrjax_seconds_steady": mrjax_steady, "mrjax_methods": list(res.methods),
                "rf_seconds_total": rf_total, "speedup_incl_compile": rf_total / mrjax_total,
                "speedup_steady": rf_total / mrjax_steady,
@@ -88,7 +120,7 @@ def main(argv=None):
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(summary, f, indent=2)
-    print(f"{args.runs} identical runs on {summary['device']}")
+    print(f"{args.runs} identical runs of {args.data} on {summary['device']}")
     print(f"mrjax, all {len(res.methods)} methods: {mrjax_total:.1f}s incl. compile, {mrjax_steady:.1f}s steady")
     print(f"RF pipeline, {len(RF_METHODS)} methods: {rf_total:.1f}s  -> {summary['speedup_incl_compile']:.0f}x (incl. compile), {summary['speedup_steady']:.0f}x (steady)")
     print("\n| method | area | peak | ψ̂ RMSE | seconds |\n|---|---|---|---|---|")
