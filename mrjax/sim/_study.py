@@ -115,11 +115,15 @@ def one_run(key: PRNGKey, config: StudyConfig) -> tuple:
     """Simulate one dataset, fit every method, and score it. Pure; vmap over keys."""
     k_sim, k_fit, k_rand = jax.random.split(key, 3)
     sim = simulate(k_sim, config.n_gold, config.n_preference, config.n_test, config.simulation)
-    truth = sim.test_truth.quality_gain
+    return _fit_and_score(k_fit, k_rand, sim.data, sim.gold_label, sim.test_features, sim.test_truth.quality_gain, config)
+
+
+def _fit_and_score(k_fit, k_rand, data, gold_label, test_features, truth, config: StudyConfig) -> tuple:
+    """Fit every method on ``data``, rank the test queries, and score against ``truth``."""
     scores = []
     for rc in config.router_configs():
-        fit, _ = fit_router(k_fit, sim.data, rc, gold_label=sim.gold_label)
-        scores.append(predict_quality(rc, fit, sim.test_features))
+        fit, _ = fit_router(k_fit, data, rc, gold_label=gold_label)
+        scores.append(predict_quality(rc, fit, test_features))
     scores = jnp.stack(scores)
     curves = run_curves(k_rand, scores, truth, jnp.asarray(USAGE_GRID, truth.dtype))
     rmse = jnp.sqrt(jnp.mean((scores - truth[None, :]) ** 2, axis=1))
@@ -147,15 +151,7 @@ def pool_run(key: PRNGKey, embedding: Array, gold_gain: Array, preference_label:
     _, vecs = jnp.linalg.eigh(cov)
     X = centred @ vecs[:, ::-1][:, : config.n_components]
     data = Dataset(X, is_gold, jnp.where(is_gold > 0.5, gold_gain, preference_label), train)
-    truth = gold_gain[test]
-    scores = []
-    for rc in config.router_configs():
-        fit, _ = fit_router(k_fit, data, rc, gold_label=gold_gain)
-        scores.append(predict_quality(rc, fit, X[test]))
-    scores = jnp.stack(scores)
-    curves = run_curves(k_rand, scores, truth, jnp.asarray(USAGE_GRID, truth.dtype))
-    rmse = jnp.sqrt(jnp.mean((scores - truth[None, :]) ** 2, axis=1))
-    return curves.efficiency, curves.random, curves.oracle, rmse
+    return _fit_and_score(k_fit, k_rand, data, gold_gain, X[test], gold_gain[test], config)
 
 
 def run_keys(key: PRNGKey, n_runs: int) -> Array:
