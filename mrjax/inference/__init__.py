@@ -1,0 +1,11 @@
+"""Uncertainty: batched bootstrap of the whole pipeline and intervals from draws."""
+from mrjax.inference._bootstrap import (
+    INTERVAL_KINDS,
+    WEIGHT_KINDS,
+    bootstrap_quality,
+    bootstrap_weights,
+    interval,
+    simultaneous_band,
+)
+
+__all__ = ["INTERVAL_KINDS", "WEIGHT_KINDS", "bootstrap_quality", "bootstrap_weights", "interval", "simultaneous_band"]

@@ -1,0 +1,79 @@
+"""Batched bootstrap weights, replicate fits and intervals."""
+import numpy as np
+import pytest
+import jax
+import jax.numpy as jnp
+
+from mrjax.cate import CateConfig
+from mrjax.data import paper_like
+from mrjax.inference import bootstrap_quality, bootstrap_weights, interval, simultaneous_band
+from mrjax.learners import Ridge
+from mrjax.router import RouterConfig, fit_router, predict_quality
+
+SIM = paper_like(jax.random.key(0), n_gold=30, n_preference=170, n_test=20)
+CONFIG = RouterConfig(quality_learner=Ridge(), cate=CateConfig(outcome_learner=Ridge(), effect_learner=Ridge(), n_folds=3))
+
+
+def test_weight_sums():
+    t = SIM.data.is_gold
+    m = np.asarray(bootstrap_weights(jax.random.key(1), t, 50, "multinomial"))
+    assert m.shape == (50, 200)
+    np.testing.assert_array_equal(m[:, :30].sum(1), 30)
+    np.testing.assert_array_equal(m[:, 30:].sum(1), 170)
+    assert np.all(m == np.round(m)) and m.min() >= 0
+    d = np.asarray(bootstrap_weights(jax.random.key(2), t, 50, "dirichlet"))
+    np.testing.assert_allclose(d.sum(1), 200, rtol=1e-5)
+    np.testing.assert_allclose(d[:, :30].sum(1), 30, rtol=1e-5)
+    p = np.asarray(bootstrap_weights(jax.random.key(3), t, 400, "poisson"))
+    # Poisson(1) counts: mean 1, sd of the mean over 80,000 cells 0.0035; allow 5 sd.
+    assert abs(p.mean() - 1.0) < 0.018
+    with pytest.raises(ValueError, match="n_replicates must be at least 2"):
+        bootstrap_weights(jax.random.key(0), t, 1)
+    with pytest.raises(ValueError, match="bootstrap kind must be one of"):
+        bootstrap_weights(jax.random.key(0), t, 5, "jackknife")
+
+
+def test_all_ones_replicate_reproduces_point_fit_and_batched_equals_single():
+    key = jax.random.key(4)
+    W = bootstrap_weights(jax.random.key(5), SIM.data.is_gold, 4, "multinomial")
+    W = W.at[0].set(1.0)
+    draws = jax.jit(lambda W: bootstrap_quality(key, SIM.data, SIM.test_features, W, CONFIG, chunk=2))(W)
+    fit, _ = jax.jit(fit_router, static_argnums=2)(key, SIM.data, CONFIG)
+    # Same math; the batched program is compiled differently, so agreement is to float32
+    # rounding of the ridge solves (~1e-5 relative), not bit for bit.
+    np.testing.assert_allclose(draws[0], predict_quality(CONFIG, fit, SIM.test_features), rtol=1e-4, atol=1e-4)
+    for b in (1, 3):
+        single = jax.jit(lambda w: bootstrap_quality(key, SIM.data, SIM.test_features, w[None].repeat(2, 0), CONFIG, chunk=1))(W[b])
+        np.testing.assert_allclose(draws[b], single[0], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(draws[1], draws[2])
+    with pytest.raises(ValueError, match=r"weights: expected shape \(B, 200\)"):
+        bootstrap_quality(key, SIM.data, SIM.test_features, W[:, :10], CONFIG)
+
+
+def test_intervals_match_numpy_and_validate():
+    rng = np.random.default_rng(0)
+    draws = jnp.asarray(rng.normal(1.0, 2.0, size=(4000, 3)), jnp.float32)
+    point = jnp.asarray([1.0, 1.0, 1.0])
+    lo, hi = interval(draws, point, 0.9, "percentile")
+    np.testing.assert_allclose(lo, np.quantile(np.asarray(draws), 0.05, axis=0), rtol=1e-5)
+    blo, bhi = interval(draws, point, 0.9, "basic")
+    np.testing.assert_allclose(blo, 2 * 1.0 - np.asarray(hi), rtol=1e-5)
+    nlo, nhi = interval(draws, point, 0.95, "normal")
+    # sd 2 estimated from 4000 draws (se ≈ 0.022): half-width 1.96·2 ± 0.1.
+    assert abs(float(nhi[0] - 1.0) - 3.92) < 0.15
+    with pytest.raises(ValueError, match="level must be in"):
+        interval(draws, point, 1.5)
+    with pytest.raises(ValueError, match="interval kind"):
+        interval(draws, point, 0.9, "bca")
+
+
+def test_simultaneous_band_covers_whole_curves_at_its_level():
+    rng = np.random.default_rng(1)
+    draws = jnp.asarray(rng.normal(size=(2000, 30)), jnp.float32)
+    lo, hi = simultaneous_band(draws, jnp.zeros(30), 0.9)
+    inside = np.all((np.asarray(draws) >= np.asarray(lo)) & (np.asarray(draws) <= np.asarray(hi)), axis=1)
+    # By construction 90% of draws lie wholly inside (± binomial 0.007 sd); a pointwise band would cover far fewer.
+    assert abs(inside.mean() - 0.9) < 0.03
+    plo, phi = interval(draws, jnp.zeros(30), 0.9, "percentile")
+    pointwise = np.all((np.asarray(draws) >= np.asarray(plo)) & (np.asarray(draws) <= np.asarray(phi)), axis=1)
+    assert pointwise.mean() < 0.5
