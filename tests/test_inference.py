@@ -77,3 +77,20 @@ def test_simultaneous_band_covers_whole_curves_at_its_level():
     plo, phi = interval(draws, jnp.zeros(30), 0.9, "percentile")
     pointwise = np.all((np.asarray(draws) >= np.asarray(plo)) & (np.asarray(draws) <= np.asarray(phi)), axis=1)
     assert pointwise.mean() < 0.5
+
+
+def test_route_with_uncertainty_matches_numpy_and_validates():
+    from mrjax.inference import route_with_uncertainty
+
+    rng = np.random.default_rng(2)
+    draws = rng.normal(loc=np.linspace(-1, 1, 7), scale=0.5, size=(500, 7)).astype(np.float32)
+    got = np.asarray(route_with_uncertainty(jnp.asarray(draws), 0.2, alpha=0.8))
+    np.testing.assert_array_equal(got, (draws > 0.2).mean(0) >= 0.8)
+    many = np.asarray(route_with_uncertainty(jnp.asarray(draws), jnp.asarray([0.0, 0.2]), alpha=0.8))
+    np.testing.assert_array_equal(many[1], got)
+    # Demanding more certainty never routes more queries to the primary.
+    strict = np.asarray(route_with_uncertainty(jnp.asarray(draws), 0.2, alpha=0.95))
+    assert strict.sum() <= got.sum() and not np.any(strict & ~got)
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="alpha must be in"):
+            route_with_uncertainty(jnp.asarray(draws), 0.2, alpha=bad)

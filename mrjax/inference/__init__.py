@@ -5,7 +5,8 @@ from mrjax.inference._bootstrap import (
     bootstrap_quality,
     bootstrap_weights,
     interval,
+    route_with_uncertainty,
     simultaneous_band,
 )
 
-__all__ = ["INTERVAL_KINDS", "WEIGHT_KINDS", "bootstrap_quality", "bootstrap_weights", "interval", "simultaneous_band"]
+__all__ = ["INTERVAL_KINDS", "WEIGHT_KINDS", "bootstrap_quality", "bootstrap_weights", "interval", "route_with_uncertainty", "simultaneous_band"]

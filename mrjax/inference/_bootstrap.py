@@ -116,3 +116,31 @@ def simultaneous_band(draws: Array, point: Array, level: float = 0.95) -> tuple[
     t = jnp.max(jnp.abs(draws - point[None]) / safe[None], axis=1)
     c = jnp.quantile(t, level)
     return point - c * sd, point + c * sd
+
+
+def route_with_uncertainty(
+    draws: Array, cost_weight, alpha: float = 0.9, cost_primary=1.0, cost_alternative=0.0
+) -> Array:
+    """Uncertainty-aware routing from draws of ψ: primary iff ``P(ψ(q) > w·ΔC(q)) ≥ alpha``.
+
+    Parameters
+    ----------
+    draws : (B, n) bootstrap or posterior draws of ψ at the queries.
+    cost_weight : () or (W,) cost weights.
+    alpha : required probability in (0, 1); 0.5 is close to the plug-in rule on the median.
+
+    Returns
+    -------
+    (n,) or (W, n) booleans.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if draws.ndim != 2:
+        raise ValueError(f"draws: expected shape (B, n), got {draws.shape}")
+    n = draws.shape[1]
+    gap = jnp.broadcast_to(jnp.asarray(cost_primary, draws.dtype) - jnp.asarray(cost_alternative, draws.dtype), (n,))
+    w = jnp.asarray(cost_weight, draws.dtype)
+    if w.ndim == 0:
+        return jnp.mean(draws > (w * gap)[None, :], axis=0) >= alpha
+    prob = jnp.mean(draws[None, :, :] > (w[:, None] * gap[None, :])[:, None, :], axis=1)
+    return prob >= alpha
