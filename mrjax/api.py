@@ -14,12 +14,16 @@ import numpy as np
 from mrjax._typing import ArrayLike
 from mrjax.cate._cate import CateConfig, default_cate_hyper
 from mrjax.data._dataset import Dataset, _as_float, _check_finite, from_sources
+from mrjax.inference._bootstrap import bootstrap_predict, bootstrap_weights, interval
 from mrjax.learners._base import Learner
 from mrjax.learners._linear import Logistic, RandomFeatureRidge
 from mrjax.router._fit import RouterConfig, RouterHyper, fit_router, predict_quality, predict_router_bias
 from mrjax.router._rule import route as _route
 
 _fit_jit = jax.jit(fit_router, static_argnames=("config",))
+
+
+_bootstrap_jit = jax.jit(bootstrap_predict, static_argnames=("config", "target", "chunk"))
 
 
 class MetaRouter:
@@ -125,8 +129,36 @@ class MetaRouter:
                 f"the propensity model returned 0 or 1 on {int(p.n_extreme)} rows (no overlap there); "
                 f"they were clipped to {tuple(np.asarray(self.hyper.cate.propensity_clip).tolist())}",
                 RuntimeWarning, stacklevel=2)
-        self.fit_, self.info_ = fit, info
+        self.fit_, self.info_, self.data_ = fit, info, data
         return self
+
+    def _interval(self, X, target, n_replicates, level, kind, bootstrap, seed):
+        if int(n_replicates) < 2:
+            raise ValueError(f"n_replicates must be at least 2, got {n_replicates}")
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        x = self._features(X)
+        if target == "bias" and self.config.method != "meta":
+            raise ValueError(f"only the Meta-Router estimates a bias; this fit is {self.config.method!r}")
+        W = bootstrap_weights(jax.random.key(self.seed + 1 if seed is None else seed), self.data_.is_gold,
+                              int(n_replicates), bootstrap)
+        draws = _bootstrap_jit(jax.random.key(self.seed), self.data_, x, W, self.config, self.hyper, target)
+        point = self.quality_gain(X) if target == "quality" else self.effect(X)
+        lo, hi = interval(draws, jnp.asarray(point), level, kind)
+        return np.asarray(lo), np.asarray(hi)
+
+    def quality_interval(self, X, n_replicates=200, level=0.95, kind="percentile", bootstrap="multinomial", seed=None):
+        """Bootstrap interval for ψ(x): ``(lower, upper)``, each ``(n,)``.
+
+        The whole pipeline is refitted for each replicate (stratified ``multinomial``,
+        ``dirichlet`` or ``poisson`` weights) in one compiled program; ``kind`` is
+        ``percentile``, ``basic`` or ``normal``.
+        """
+        return self._interval(X, "quality", n_replicates, level, kind, bootstrap, seed)
+
+    def effect_interval(self, X, n_replicates=200, level=0.95, kind="percentile", bootstrap="multinomial", seed=None):
+        """Bootstrap interval for the bias Δ(x): ``(lower, upper)``, each ``(n,)`` (see ``quality_interval``)."""
+        return self._interval(X, "bias", n_replicates, level, kind, bootstrap, seed)
 
     def _features(self, X: ArrayLike) -> jnp.ndarray:
         if self.fit_ is None:

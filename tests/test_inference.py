@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from mrjax.cate import CateConfig
 from mrjax.data import paper_like
-from mrjax.inference import bootstrap_quality, bootstrap_weights, interval, simultaneous_band
+from mrjax.inference import bootstrap_predict, bootstrap_weights, interval, simultaneous_band
 from mrjax.learners import Ridge
 from mrjax.router import RouterConfig, fit_router, predict_quality
 
@@ -37,17 +37,17 @@ def test_all_ones_replicate_reproduces_point_fit_and_batched_equals_single():
     key = jax.random.key(4)
     W = bootstrap_weights(jax.random.key(5), SIM.data.is_gold, 4, "multinomial")
     W = W.at[0].set(1.0)
-    draws = jax.jit(lambda W: bootstrap_quality(key, SIM.data, SIM.test_features, W, CONFIG, chunk=2))(W)
+    draws = jax.jit(lambda W: bootstrap_predict(key, SIM.data, SIM.test_features, W, CONFIG, chunk=2))(W)
     fit, _ = jax.jit(fit_router, static_argnums=2)(key, SIM.data, CONFIG)
     # Same math; the batched program is compiled differently, so agreement is to float32
     # rounding of the ridge solves (~1e-5 relative), not bit for bit.
     np.testing.assert_allclose(draws[0], predict_quality(CONFIG, fit, SIM.test_features), rtol=1e-4, atol=1e-4)
     for b in (1, 3):
-        single = jax.jit(lambda w: bootstrap_quality(key, SIM.data, SIM.test_features, w[None].repeat(2, 0), CONFIG, chunk=1))(W[b])
+        single = jax.jit(lambda w: bootstrap_predict(key, SIM.data, SIM.test_features, w[None].repeat(2, 0), CONFIG, chunk=1))(W[b])
         np.testing.assert_allclose(draws[b], single[0], rtol=1e-4, atol=1e-4)
     assert not np.allclose(draws[1], draws[2])
     with pytest.raises(ValueError, match=r"weights: expected shape \(B, 200\)"):
-        bootstrap_quality(key, SIM.data, SIM.test_features, W[:, :10], CONFIG)
+        bootstrap_predict(key, SIM.data, SIM.test_features, W[:, :10], CONFIG)
 
 
 def test_intervals_match_numpy_and_validate():

@@ -114,3 +114,22 @@ def test_facade_fit_effect_route_and_errors():
         MetaRouter().fit(X[g], bad, X[~g], o[~g])
     with pytest.raises(ValueError, match="only the Meta-Router estimates a bias"):
         MetaRouter(method="pooled").fit(X[g], o[g], X[~g], o[~g]).effect(X[:2])
+
+
+def test_facade_intervals_bracket_the_point_and_validate():
+    sim = paper_like(jax.random.key(6), n_gold=60, n_preference=400, n_test=15)
+    X, t, o = (np.asarray(a) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
+    g = t == 1
+    mr = MetaRouter(learner=Ridge(), seed=2).fit(X[g], o[g], X[~g], o[~g])
+    Xt = np.asarray(sim.test_features)
+    lo, hi = mr.quality_interval(Xt, n_replicates=40)
+    psi = mr.quality_gain(Xt)
+    assert lo.shape == (15,) and np.all(lo < hi)
+    # Percentile intervals of 40 replicates need not contain the point everywhere, but nearly always do.
+    assert np.mean((lo <= psi) & (psi <= hi)) > 0.8
+    elo, ehi = mr.effect_interval(Xt, n_replicates=40, kind="normal", bootstrap="dirichlet")
+    np.testing.assert_allclose((elo + ehi) / 2, mr.effect(Xt), rtol=1e-4, atol=1e-4)  # normal: symmetric
+    with pytest.raises(ValueError, match="n_replicates must be at least 2"):
+        mr.quality_interval(Xt, n_replicates=1)
+    with pytest.raises(ValueError, match="level must be in"):
+        mr.quality_interval(Xt, level=1.0)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from mrjax._typing import Array, PRNGKey
 from mrjax.data._dataset import Dataset
-from mrjax.router._fit import RouterConfig, RouterHyper, fit_router, predict_quality
+from mrjax.router._fit import RouterConfig, RouterHyper, fit_router, predict_quality, predict_router_bias
 
 WEIGHT_KINDS = ("multinomial", "dirichlet", "poisson")
 INTERVAL_KINDS = ("percentile", "basic", "normal")
@@ -60,27 +60,31 @@ def bootstrap_weights(
     return jax.vmap(one)(keys)
 
 
-def bootstrap_quality(
+def bootstrap_predict(
     key: PRNGKey,
     data: Dataset,
     X: Array,
     weights: Array,
     config: RouterConfig = RouterConfig(),
     hyper: RouterHyper | None = None,
+    target: str = "quality",
     chunk: int = 16,
 ) -> Array:
-    """ψ̂ at queries ``X (m, d)`` under each bootstrap replicate: returns ``(B, m)``.
+    """ψ̂ (``target="quality"``) or Δ̂ (``"bias"``) at queries ``X (m, d)`` under each replicate: ``(B, m)``.
 
     Every replicate refits the whole pipeline with the same key (same folds and random
     features) and weights ``data.weight * weights[b]``; ``chunk`` replicates are vmapped
     at a time. A replicate of all-ones weights reproduces the point fit.
     """
+    if target not in ("quality", "bias"):
+        raise ValueError(f"target must be 'quality' or 'bias', got {target!r}")
     if weights.ndim != 2 or weights.shape[1] != data.label.shape[0]:
         raise ValueError(f"weights: expected shape (B, {data.label.shape[0]}), got {weights.shape}")
+    predict = predict_quality if target == "quality" else predict_router_bias
 
     def one(w):
         fit, _ = fit_router(key, data._replace(weight=data.weight * w), config, hyper)
-        return predict_quality(config, fit, X)
+        return predict(config, fit, X)
 
     return jax.lax.map(one, weights, batch_size=chunk)
 
