@@ -92,3 +92,11 @@ def test_cli_bad_config_exits_nonzero_and_writes_nothing(tmp_path, capsys, conte
 def test_cli_missing_config_file(tmp_path, capsys):
     assert main(["study", "--config", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "r")]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_fewer_runs_than_one_batch():
+    """A batch larger than the study pads with extra runs that are dropped, not with short arrays."""
+    small = run_study(jax.random.key(0), StudyConfig(**{**TINY, "n_runs": 3, "batch_size": 8}), progress=False)
+    assert small.rmse.shape == (3, 3)
+    ref = run_study(jax.random.key(0), StudyConfig(**{**TINY, "n_runs": 3, "batch_size": 3}), progress=False)
+    np.testing.assert_array_equal(small.rmse, ref.rmse)

@@ -27,6 +27,14 @@ from mrjax.nuisance._nuisance import PropensityInfo, fit_outcome, fit_propensity
 CATE_KINDS = ("r", "dr", "x", "t", "s")
 
 
+def default_effect_learner(kind: str, n_features: int = 256) -> Learner:
+    """The default final-stage regression for a CATE kind: random-feature ridge with a
+    GCV-chosen penalty, except the R-learner's fixed penalty of 1 (see ``CateConfig``)."""
+    if kind == "r":
+        return RandomFeatureRidge(n_features=n_features, penalty=1.0)
+    return RandomFeatureRidge(n_features=n_features)
+
+
 @dataclasses.dataclass(frozen=True)
 class CateConfig:
     """Static description of a CATE learner for the bias.
@@ -53,8 +61,7 @@ class CateConfig:
 
     def __post_init__(self):
         if self.effect_learner is None:
-            default = RandomFeatureRidge(penalty=1.0) if self.kind == "r" else RandomFeatureRidge()
-            object.__setattr__(self, "effect_learner", default)
+            object.__setattr__(self, "effect_learner", default_effect_learner(self.kind))
         if self.kind not in CATE_KINDS:
             raise ValueError(f"CATE kind must be one of {CATE_KINDS}, got {self.kind!r}")
         if self.n_folds == 1 or self.n_folds < 0:

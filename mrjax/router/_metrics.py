@@ -10,6 +10,7 @@ are left out of the average over runs.
 """
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -123,7 +124,8 @@ def summarize_gain(
     per_run = eff - rnd[:, None, :]
     defined = np.isfinite(per_run)
     n_runs = defined.sum(axis=0)
-    with np.errstate(all="ignore"), _quiet():
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices past every run's stop
         if normalize == "oracle":
             denom = agg(orc)[None] - agg(rnd, axis=0)
             curve = agg(eff, axis=0) - agg(rnd, axis=0)[None, :]
@@ -151,15 +153,3 @@ def summarize_gain(
             good = np.isfinite(seg)
             area[m] = float(np.trapezoid(seg[good], x[good])) if good.sum() > 1 else 0.0
     return GainSummary(curve, lower, upper, n_runs, peak, peak_usage, area)
-
-
-class _quiet:
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._w.__exit__(*exc)

@@ -18,7 +18,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mrjax._typing import Array, PRNGKey
-from mrjax.cate._cate import CateConfig
+from mrjax.cate._cate import CateConfig, default_effect_learner
 from mrjax.data._dataset import Dataset
 from mrjax.data._simulate import SimulationConfig, simulate
 from mrjax.learners._linear import RandomFeatureRidge
@@ -81,7 +81,7 @@ class StudyConfig:
         out = []
         for name in self.methods:
             method, kind = METHOD_SPECS[name]
-            effect = RandomFeatureRidge(n_features=self.n_features_rff, penalty=1.0) if kind == "r" else learner
+            effect = default_effect_learner(kind, self.n_features_rff)
             cate = CateConfig(kind=kind, outcome_learner=learner, effect_learner=effect, n_folds=self.n_folds)
             out.append(RouterConfig(method=method, cate=cate, quality_learner=learner))
         return out
@@ -194,10 +194,9 @@ def run_study(
     local = config.batch_size
     batch = local * n_dev
     batched, sharding = _compiled(config, tuple(devices), run_fn)
-    keys = run_keys(key, config.n_runs)
     n_batches = -(-config.n_runs // batch)
-    pad = n_batches * batch - config.n_runs
-    keys = jnp.concatenate([keys, keys[:pad]]) if pad else keys
+    # Keys for whole batches; run r's key does not depend on the total, extras are dropped.
+    keys = run_keys(key, n_batches * batch)
     outs = []
     t0 = time.perf_counter()
     compile_s = 0.0
