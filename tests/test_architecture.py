@@ -1,8 +1,8 @@
-"""Dependencies point one way: data → learners → nuisance → cate → router → inference → sim → api/cli."""
+"""Dependencies point one way: data → learners → nuisance → cate → router → inference → bayes → sim → api/cli."""
 import ast
 import pathlib
 
-LAYERS = ["_typing", "data", "learners", "nuisance", "cate", "router", "inference", "sim", "api", "cli", "__main__"]
+LAYERS = ["_typing", "data", "learners", "nuisance", "cate", "router", "inference", "bayes", "sim", "api", "cli", "__main__"]
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "mrjax"
 
 
@@ -26,8 +26,9 @@ def test_imports_point_downward_only():
 
 
 def test_third_party_rooms():
-    """flax and optax enter only in the MLP module; pandas only in the data-I/O layer."""
-    rooms = {"flax": {"learners"}, "optax": {"learners"}, "pandas": {"data", "sim", "cli"}}
+    """flax and optax enter only in the MLP module; numpyro only in the Bayesian module; pandas
+    only in the data-I/O layer."""
+    rooms = {"flax": {"learners"}, "optax": {"learners"}, "numpyro": {"bayes"}, "pandas": {"data", "sim", "cli"}}
     for path in ROOT.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (

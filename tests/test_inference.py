@@ -94,3 +94,45 @@ def test_route_with_uncertainty_matches_numpy_and_validates():
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match="alpha must be in"):
             route_with_uncertainty(jnp.asarray(draws), 0.2, alpha=bad)
+
+
+def test_replicate_weights_with_nan_or_negative_are_named():
+    W = np.ones((3, 200), np.float32)
+    W[1, 7] = np.nan
+    with pytest.raises(ValueError, match="first at replicate 1, row 7"):
+        bootstrap_predict(jax.random.key(0), SIM.data, SIM.test_features, jnp.asarray(W), CONFIG)
+    W[1, 7], W[2, 9] = 1.0, -1.0
+    with pytest.raises(ValueError, match="replicate 2, row 9"):
+        bootstrap_predict(jax.random.key(0), SIM.data, SIM.test_features, jnp.asarray(W), CONFIG)
+    with pytest.raises(ValueError, match="at least 2 replicates"):
+        bootstrap_predict(jax.random.key(0), SIM.data, SIM.test_features, jnp.ones((1, 200)), CONFIG)
+
+
+def test_policy_value_and_efficiency_gain_match_numpy():
+    from mrjax.inference import efficiency_gain_draws, policy_value_draws
+
+    rng = np.random.default_rng(3)
+    n = 40
+    point = rng.normal(0.3, 1.0, n).astype(np.float32)
+    draws = (point + rng.normal(0, 0.5, (6, n))).astype(np.float32)
+    cost = rng.uniform(0.5, 1.5, n).astype(np.float32)
+    ws = np.array([0.0, 0.25, 1.0], np.float32)
+    got, got_point = policy_value_draws(jnp.asarray(draws), jnp.asarray(point), jnp.asarray(ws), jnp.asarray(cost))
+    for b in range(6):
+        for j, w in enumerate(ws):
+            routed = point > w * cost
+            want = np.mean(np.where(routed, draws[b] - w * cost, 0.0))
+            np.testing.assert_allclose(got[b, j], want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_point[1], np.mean(np.where(point > 0.25 * cost, point - 0.25 * cost, 0.0)), rtol=1e-5)
+    # Efficiency gain: a direct transcription with explicit sorting, interpolation and truncation.
+    grid = np.round(np.arange(20, 81) / 100.0, 2)
+    eg, _ = efficiency_gain_draws(jnp.asarray(draws), jnp.asarray(point), jnp.asarray(grid))
+    order = np.argsort(-point, kind="stable")
+    stop = np.sum(point > 0) / n
+    for b in range(6):
+        cum = np.concatenate([[0.0], np.cumsum(draws[b][order])])
+        want = np.interp(grid, np.arange(n + 1) / n, cum) - grid * draws[b].sum()
+        want[grid > stop + 1e-9] = np.nan
+        np.testing.assert_allclose(np.asarray(eg[b]), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="point: expected shape"):
+        policy_value_draws(jnp.asarray(draws), jnp.asarray(point[:5]), jnp.asarray(ws))

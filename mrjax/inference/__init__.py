@@ -1,4 +1,5 @@
-"""Uncertainty: batched bootstrap of the whole pipeline and intervals from draws."""
+"""Uncertainty: batched bootstrap of the whole pipeline, intervals from draws, and the
+value of a fitted policy under draws (bootstrap or posterior)."""
 from mrjax.inference._bootstrap import (
     INTERVAL_KINDS,
     WEIGHT_KINDS,
@@ -8,5 +9,9 @@ from mrjax.inference._bootstrap import (
     route_with_uncertainty,
     simultaneous_band,
 )
+from mrjax.inference._value import efficiency_gain, efficiency_gain_draws, policy_value, policy_value_draws
 
-__all__ = ["INTERVAL_KINDS", "WEIGHT_KINDS", "bootstrap_predict", "bootstrap_weights", "interval", "route_with_uncertainty", "simultaneous_band"]
+__all__ = [
+    "INTERVAL_KINDS", "WEIGHT_KINDS", "bootstrap_predict", "bootstrap_weights", "interval", "route_with_uncertainty",
+    "simultaneous_band", "efficiency_gain", "efficiency_gain_draws", "policy_value", "policy_value_draws",
+]

@@ -7,13 +7,15 @@ it — and the ``(B, n)`` weight matrix is mapped over in one compiled program
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mrjax._typing import Array, PRNGKey
-from mrjax.data._dataset import Dataset
+from mrjax.data._dataset import Dataset, fit_standardizer, standardize
 from mrjax.router._fit import RouterConfig, RouterHyper, fit_router, predict_quality, predict_router_bias
 
 WEIGHT_KINDS = ("multinomial", "dirichlet", "poisson")
@@ -60,6 +62,20 @@ def bootstrap_weights(
     return jax.vmap(one)(keys)
 
 
+def check_replicate_weights(weights) -> None:
+    """Eager check of a concrete ``(B, n)`` weight matrix: finite and non-negative, naming the
+    first bad replicate and row. Traced weights (inside ``jit``) are left to the caller."""
+    if isinstance(weights, jax.core.Tracer):
+        return
+    w = np.asarray(weights)
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        b, i = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(
+            f"weights: {int(bad.sum())} entries are NaN, infinite or negative; first at replicate {b}, row {i} "
+            f"({w[b, i]!r})")
+
+
 def bootstrap_predict(
     key: PRNGKey,
     data: Dataset,
@@ -75,12 +91,23 @@ def bootstrap_predict(
     Every replicate refits the whole pipeline with the same key (same folds and random
     features) and weights ``data.weight * weights[b]``; ``chunk`` replicates are vmapped
     at a time. A replicate of all-ones weights reproduces the point fit.
+
+    The feature standardisation (label-free centring and scaling) is the point fit's in
+    every replicate: it is computed once, so the random-feature maps of the fixed
+    design are computed once per chunk instead of once per replicate.
     """
     if target not in ("quality", "bias"):
         raise ValueError(f"target must be 'quality' or 'bias', got {target!r}")
     if weights.ndim != 2 or weights.shape[1] != data.label.shape[0]:
         raise ValueError(f"weights: expected shape (B, {data.label.shape[0]}), got {weights.shape}")
+    if weights.shape[0] < 2:
+        raise ValueError(f"weights: at least 2 replicates are needed, got {weights.shape[0]}")
+    check_replicate_weights(weights)
     predict = predict_quality if target == "quality" else predict_router_bias
+    if config.standardize:
+        std = fit_standardizer(data.features, data.weight)
+        data, X = data._replace(features=standardize(std, data.features)), standardize(std, X)
+        config = dataclasses.replace(config, standardize=False)
 
     def one(w):
         fit, _ = fit_router(key, data._replace(weight=data.weight * w), config, hyper)

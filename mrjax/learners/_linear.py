@@ -178,21 +178,25 @@ class Logistic:
 
     Minimises ``−Σ_i w_i [y_i log p_i + (1 − y_i) log(1 − p_i)] + ½ penalty |β|²``.
     Starts at the intercept-only solution and caps each Newton step's largest
-    coordinate at ``max_step`` so separable data cannot blow up; ``grad_norm`` in the
-    returned params reports convergence.
+    coordinate at ``max_step`` so separable data cannot blow up; stops when the largest
+    step coordinate is below ``tol · (1 + max|β|)`` (Newton converges quadratically, so the
+    next step would be below float32 resolution) or after ``n_iter`` steps; ``grad_norm``
+    in the returned params reports convergence.
 
     Attributes
     ----------
     penalty : L2 penalty (hyper-parameter); 0 gives the unpenalised MLE.
     features : feature map.
-    n_iter : Newton iterations (static).
+    n_iter : the most Newton iterations (static).
     max_step : cap on the largest coordinate of one Newton step.
+    tol : relative step size at which the iteration stops (0: always ``n_iter`` steps).
     """
 
     penalty: float = 1.0
     features: FeatureMap = Identity()
     n_iter: int = 25
     max_step: float = 5.0
+    tol: float = 1e-5
     task = "classification"
 
     def hyper(self) -> dict[str, Array]:
@@ -212,15 +216,20 @@ class Logistic:
             mu = jax.nn.sigmoid(Z @ beta)
             return Z.T @ (weight * (mu - y)) + pen * beta, mu
 
-        def step(beta, _):
+        def step(state):
+            i, beta, _ = state
             g, mu = gradient(beta)
             H = Z.T @ ((weight * mu * (1 - mu))[:, None] * Z) + jnp.diag(pen)
             H = H + (1e-8 * jnp.trace(H) / p + 1e-12) * jnp.eye(p, dtype=Z.dtype)
             delta = jnp.linalg.solve(H, g)
-            scale = jnp.minimum(1.0, self.max_step / (jnp.max(jnp.abs(delta)) + 1e-12))
-            return beta - scale * delta, None
+            size = jnp.max(jnp.abs(delta))
+            move = jnp.minimum(1.0, self.max_step / (size + 1e-12)) * delta
+            done = jnp.max(jnp.abs(move)) <= self.tol * (1.0 + jnp.max(jnp.abs(beta)))
+            return i + 1, beta - move, done
 
-        beta, _ = jax.lax.scan(step, beta0, None, length=self.n_iter)
+        _, beta, _ = jax.lax.while_loop(
+            lambda s: (s[0] < self.n_iter) & ~s[2], step, (jnp.zeros((), jnp.int32), beta0, jnp.zeros((), bool))
+        )
         g, _ = gradient(beta)
         return LinearParams(beta, fparams, jnp.linalg.norm(g) / jnp.sum(weight), hyper["penalty"])
 
