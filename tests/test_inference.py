@@ -136,3 +136,16 @@ def test_policy_value_and_efficiency_gain_match_numpy():
         np.testing.assert_allclose(np.asarray(eg[b]), want, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="point: expected shape"):
         policy_value_draws(jnp.asarray(draws), jnp.asarray(point[:5]), jnp.asarray(ws))
+
+
+def test_masked_rows_are_never_drawn():
+    t = SIM.data.is_gold
+    mask = jnp.arange(200) % 4 != 0  # every fourth row held out
+    for kind in ("multinomial", "dirichlet", "poisson"):
+        W = np.asarray(bootstrap_weights(jax.random.key(6), t, 20, kind, mask=mask))
+        assert np.all(W[:, ~np.asarray(mask)] == 0), kind
+    m = np.asarray(bootstrap_weights(jax.random.key(7), t, 20, "multinomial", mask=mask))
+    kept_gold = np.asarray(mask) & (np.arange(200) < 30)
+    kept_pref = np.asarray(mask) & (np.arange(200) >= 30)
+    np.testing.assert_array_equal(m[:, kept_gold].sum(1), kept_gold.sum())
+    np.testing.assert_array_equal(m[:, kept_pref].sum(1), kept_pref.sum())

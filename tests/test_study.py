@@ -100,3 +100,33 @@ def test_fewer_runs_than_one_batch():
     assert small.rmse.shape == (3, 3)
     ref = run_study(jax.random.key(0), StudyConfig(**{**TINY, "n_runs": 3, "batch_size": 3}), progress=False)
     np.testing.assert_array_equal(small.rmse, ref.rmse)
+
+
+def test_study_bootstrap_band_and_cli(tmp_path, capsys):
+    from mrjax.data import simulate
+    from mrjax.sim import run_keys
+
+    cfg = StudyConfig(**{**TINY, "n_runs": 2, "bootstrap": 8})
+    assert cfg.bootstrap_method == "meta_r"
+    res = run_study(jax.random.key(1), cfg, progress=False)
+    assert res.band.shape == (2, 3, 61)
+    lo, hi, truth = res.band[:, 0], res.band[:, 1], res.band[:, 2]
+    ok = np.isfinite(lo)
+    assert ok.any() and np.all(lo[ok] <= hi[ok])
+    # The truth row is the bootstrapped method's true gain against the expected random router.
+    for r, k in enumerate(run_keys(jax.random.key(1), 2)):
+        k_sim = jax.random.split(k, 3)[0]
+        total = float(simulate(k_sim, 20, 200, 50, cfg.simulation).test_truth.quality_gain.sum())
+        want = res.efficiency[r, 0] - res.grid * total
+        np.testing.assert_allclose(truth[r][np.isfinite(want)], want[np.isfinite(want)], rtol=1e-4, atol=1e-4)
+    out = tmp_path / "res"
+    assert main(["study", "--runs", "2", "--n-gold", "20", "--n-test", "50", "--n-preference", "200",
+                 "--n-features-rff", "16", "--methods", "meta_r,pooled", "--batch-size", "2",
+                 "--bootstrap", "4", "--out", str(out), "--quiet"]) == 0
+    b = json.loads((out / "results.json").read_text())["bootstrap"]
+    assert b["method"] == "meta_r" and b["replicates"] == 4 and 0.0 <= b["coverage_mean"] <= 1.0
+    assert "within-run 95% bands" in capsys.readouterr().out
+    assert main(["study", "--bootstrap", "1", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert "bootstrap must be 0 (none) or at least 2" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="bootstrap_method 'golden' is not among"):
+        StudyConfig(methods=("meta_r",), bootstrap=4, bootstrap_method="golden")

@@ -23,41 +23,50 @@ INTERVAL_KINDS = ("percentile", "basic", "normal")
 
 
 def bootstrap_weights(
-    key: PRNGKey, is_gold: Array, n_replicates: int, kind: Literal["multinomial", "dirichlet", "poisson"] = "multinomial"
+    key: PRNGKey,
+    is_gold: Array,
+    n_replicates: int,
+    kind: Literal["multinomial", "dirichlet", "poisson"] = "multinomial",
+    mask: Array | None = None,
 ) -> Array:
     """A ``(B, n)`` matrix of bootstrap weights, stratified by source.
 
     ``multinomial``: each stratum (gold, preference) resampled with replacement to its own
     size — counts sum to the stratum sizes. ``dirichlet``: the Bayesian bootstrap, Dirichlet(1)
     weights scaled to each stratum's size (they sum to n). ``poisson``: independent Poisson(1)
-    counts (not stratified; sums vary).
+    counts (not stratified; sums vary). Rows where the optional boolean ``mask`` is False
+    (e.g. held-out test rows kept for fixed shapes) get weight 0 and are never drawn.
     """
     if kind not in WEIGHT_KINDS:
         raise ValueError(f"bootstrap kind must be one of {WEIGHT_KINDS}, got {kind!r}")
     if int(n_replicates) < 2:
         raise ValueError(f"n_replicates must be at least 2, got {n_replicates}")
     n = is_gold.shape[0]
-    gold = is_gold > 0.5
-    n_gold = jnp.sum(gold)
+    keep = jnp.ones((n,), bool) if mask is None else jnp.asarray(mask, bool)
+    gold = (is_gold > 0.5) & keep
+    pref = ~(is_gold > 0.5) & keep
+    n_gold, n_pref = jnp.sum(gold), jnp.sum(pref)
     keys = jax.random.split(key, n_replicates)
     if kind == "poisson":
-        return jax.vmap(lambda k: jax.random.poisson(k, 1.0, (n,)).astype(jnp.float32))(keys)
+        return jax.vmap(lambda k: jnp.where(keep, jax.random.poisson(k, 1.0, (n,)), 0).astype(jnp.float32))(keys)
     if kind == "dirichlet":
         def one(k):
             e = jax.random.exponential(k, (n,))
             tot_g = jnp.sum(jnp.where(gold, e, 0.0))
-            tot_p = jnp.sum(jnp.where(gold, 0.0, e))
-            return jnp.where(gold, e / tot_g * n_gold, e / tot_p * (n - n_gold))
+            tot_p = jnp.sum(jnp.where(pref, e, 0.0))
+            return jnp.where(gold, e / tot_g * n_gold, jnp.where(pref, e / tot_p * n_pref, 0.0))
         return jax.vmap(one)(keys)
-    order = jnp.argsort(~gold, stable=True)  # gold rows first
+    stratum = jnp.where(gold, 0, jnp.where(pref, 1, 2))
+    order = jnp.argsort(stratum, stable=True)  # gold rows first, then preference, then masked
 
     def one(k):
         u = jax.random.uniform(k, (n,))
         pos = jnp.arange(n)
         in_gold = pos < n_gold
-        draw = jnp.where(in_gold, jnp.floor(u * n_gold), n_gold + jnp.floor(u * (n - n_gold))).astype(jnp.int32)
-        draw = jnp.clip(draw, jnp.where(in_gold, 0, n_gold), jnp.where(in_gold, n_gold - 1, n - 1))
-        return jnp.zeros((n,), jnp.float32).at[order[draw]].add(1.0)
+        draw = jnp.where(in_gold, jnp.floor(u * n_gold), n_gold + jnp.floor(u * n_pref)).astype(jnp.int32)
+        draw = jnp.clip(draw, jnp.where(in_gold, 0, n_gold), jnp.where(in_gold, n_gold - 1, n_gold + n_pref - 1))
+        count = jnp.where(pos < n_gold + n_pref, 1.0, 0.0)  # one draw per kept row
+        return jnp.zeros((n,), jnp.float32).at[order[draw]].add(count)
 
     return jax.vmap(one)(keys)
 

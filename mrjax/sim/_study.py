@@ -23,6 +23,8 @@ from mrjax.data._dataset import Dataset
 from mrjax.data._simulate import SimulationConfig, simulate
 from mrjax.learners._linear import RandomFeatureRidge
 from mrjax.router._fit import RouterConfig, fit_router, predict_quality
+from mrjax.inference._bootstrap import bootstrap_predict, bootstrap_weights, interval
+from mrjax.inference._value import efficiency_gain, efficiency_gain_draws
 from mrjax.router._metrics import USAGE_GRID, run_curves
 
 # Study method name → (router method, CATE kind).
@@ -53,6 +55,14 @@ class StudyConfig:
     n_folds : cross-fitting folds of the Meta-Routers.
     batch_size : runs per device per compiled batch (bounds memory); results do not
         depend on the number of devices for a given batch size.
+    bootstrap : replicates of the within-run bootstrap (0: none). Each run then also
+        refits ``bootstrap_method`` on ``bootstrap`` stratified multinomial replicates and
+        returns a ``bootstrap_level`` percentile band for its estimated efficiency gain
+        (the band a user with that one dataset would see) beside the true gain of its
+        ranking, so studies report how often within-run bands cover the truth.
+    bootstrap_method : the method bootstrapped (default: the first Meta-Router in
+        ``methods``, else the first method).
+    bootstrap_level : level of the within-run band.
     """
 
     n_runs: int = 200
@@ -65,6 +75,9 @@ class StudyConfig:
     n_folds: int = 5
     batch_size: int = 50
     n_components: int = 50
+    bootstrap: int = 0
+    bootstrap_method: str | None = None
+    bootstrap_level: float = 0.95
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in METHOD_SPECS]
@@ -75,6 +88,15 @@ class StudyConfig:
         for name in ("n_runs", "n_test", "n_gold", "n_preference", "batch_size", "n_features_rff"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.bootstrap == 1 or self.bootstrap < 0:
+            raise ValueError(f"bootstrap must be 0 (none) or at least 2 replicates, got {self.bootstrap}")
+        if self.bootstrap_method is None:
+            metas = [m for m in self.methods if METHOD_SPECS[m][0] == "meta"]
+            object.__setattr__(self, "bootstrap_method", (metas or list(self.methods))[0])
+        if self.bootstrap_method not in self.methods:
+            raise ValueError(f"bootstrap_method {self.bootstrap_method!r} is not among methods {list(self.methods)}")
+        if not 0.0 < self.bootstrap_level < 1.0:
+            raise ValueError(f"bootstrap_level must be in (0, 1), got {self.bootstrap_level}")
 
     def router_configs(self) -> list[RouterConfig]:
         learner = RandomFeatureRidge(n_features=self.n_features_rff)
@@ -99,6 +121,9 @@ class StudyResult(NamedTuple):
     oracle : (R,) total positive true gain.
     rmse : (R, M) ψ̂ RMSE against the true gain on the test queries.
     seconds : wall time including compilation; compile_seconds : the first batch's.
+    band : (R, 3, G) with ``config.bootstrap``: each run's within-run band (lower, upper)
+        for the bootstrapped method's estimated efficiency gain, and the true gain of its
+        ranking (against the expected random router); None otherwise.
     """
 
     methods: tuple
@@ -109,6 +134,7 @@ class StudyResult(NamedTuple):
     rmse: np.ndarray
     seconds: float
     compile_seconds: float
+    band: np.ndarray | None = None
 
 
 def one_run(key: PRNGKey, config: StudyConfig) -> tuple:
@@ -121,13 +147,23 @@ def one_run(key: PRNGKey, config: StudyConfig) -> tuple:
 def _fit_and_score(k_fit, k_rand, data, gold_label, test_features, truth, config: StudyConfig) -> tuple:
     """Fit every method on ``data``, rank the test queries, and score against ``truth``."""
     scores = []
-    for rc in config.router_configs():
+    configs = config.router_configs()
+    for rc in configs:
         fit, _ = fit_router(k_fit, data, rc, gold_label=gold_label)
         scores.append(predict_quality(rc, fit, test_features))
     scores = jnp.stack(scores)
-    curves = run_curves(k_rand, scores, truth, jnp.asarray(USAGE_GRID, truth.dtype))
+    grid = jnp.asarray(USAGE_GRID, truth.dtype)
+    curves = run_curves(k_rand, scores, truth, grid)
     rmse = jnp.sqrt(jnp.mean((scores - truth[None, :]) ** 2, axis=1))
-    return curves.efficiency, curves.random, curves.oracle, rmse
+    if not config.bootstrap:
+        return curves.efficiency, curves.random, curves.oracle, rmse
+    m = config.methods.index(config.bootstrap_method)
+    W = bootstrap_weights(jax.random.fold_in(k_rand, 1), data.is_gold, config.bootstrap, mask=data.weight > 0)
+    draws = bootstrap_predict(k_fit, data, test_features, W, configs[m], chunk=4)
+    eg_draws, eg_point = efficiency_gain_draws(draws, scores[m], grid)
+    lo, hi = interval(eg_draws, eg_point, config.bootstrap_level, "percentile")
+    band = jnp.stack([lo, hi, efficiency_gain(truth, scores[m], grid)])
+    return curves.efficiency, curves.random, curves.oracle, rmse, band
 
 
 def pool_run(key: PRNGKey, embedding: Array, gold_gain: Array, preference_label: Array, config: StudyConfig) -> tuple:
@@ -182,7 +218,7 @@ def run_study(
     ----------
     key : PRNGKey
     config : StudyConfig
-    run_fn : optional ``(key) -> (efficiency, random, oracle, rmse)`` replacing the
+    run_fn : optional ``(key) -> (efficiency, random, oracle, rmse[, band])`` replacing the
         simulator run (e.g. a real-data split); must be pure and vmappable.
     progress : print one progress line per batch to stderr.
     devices : devices to shard the run axis over (all local devices by default).
@@ -211,5 +247,6 @@ def run_study(
             print(f"\r[mrjax] runs {done}/{config.n_runs}  {time.perf_counter() - t0:6.1f}s", end="", file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
-    eff, rnd, orc, rmse = (np.concatenate(parts)[: config.n_runs] for parts in zip(*outs))
-    return StudyResult(tuple(config.methods), USAGE_GRID, eff, rnd, orc, rmse, time.perf_counter() - t0, compile_s)
+    parts = [np.concatenate(p)[: config.n_runs] for p in zip(*outs)]
+    band = parts[4] if len(parts) > 4 else None
+    return StudyResult(tuple(config.methods), USAGE_GRID, *parts[:4], time.perf_counter() - t0, compile_s, band)
