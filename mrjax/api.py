@@ -15,6 +15,7 @@ from mrjax._typing import ArrayLike
 from mrjax.cate._cate import CateConfig, default_cate_hyper
 from mrjax.data._dataset import Dataset, _as_float, _check_finite, from_sources
 from mrjax.inference._bootstrap import bootstrap_predict, bootstrap_weights, interval
+from mrjax.inference._value import policy_value_draws
 from mrjax.learners._base import Learner
 from mrjax.learners._linear import Logistic, RandomFeatureRidge
 from mrjax.router._fit import RouterConfig, RouterHyper, fit_router, predict_quality, predict_router_bias
@@ -132,17 +133,20 @@ class MetaRouter:
         self.fit_, self.info_, self.data_ = fit, info, data
         return self
 
-    def _interval(self, X, target, n_replicates, level, kind, bootstrap, seed):
+    def _draws(self, x, target, n_replicates, bootstrap, seed):
         if int(n_replicates) < 2:
             raise ValueError(f"n_replicates must be at least 2, got {n_replicates}")
-        if not 0.0 < level < 1.0:
-            raise ValueError(f"level must be in (0, 1), got {level}")
-        x = self._features(X)
         if target == "bias" and self.config.method != "meta":
             raise ValueError(f"only the Meta-Router estimates a bias; this fit is {self.config.method!r}")
         W = bootstrap_weights(jax.random.key(self.seed + 1 if seed is None else seed), self.data_.is_gold,
                               int(n_replicates), bootstrap)
-        draws = _bootstrap_jit(jax.random.key(self.seed), self.data_, x, W, self.config, self.hyper, target)
+        return _bootstrap_jit(jax.random.key(self.seed), self.data_, x, W, self.config, self.hyper, target)
+
+    def _interval(self, X, target, n_replicates, level, kind, bootstrap, seed):
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        x = self._features(X)
+        draws = self._draws(x, target, n_replicates, bootstrap, seed)
         point = self.quality_gain(X) if target == "quality" else self.effect(X)
         lo, hi = interval(draws, jnp.asarray(point), level, kind)
         return np.asarray(lo), np.asarray(hi)
@@ -159,6 +163,27 @@ class MetaRouter:
     def effect_interval(self, X, n_replicates=200, level=0.95, kind="percentile", bootstrap="multinomial", seed=None):
         """Bootstrap interval for the bias Δ(x): ``(lower, upper)``, each ``(n,)`` (see ``quality_interval``)."""
         return self._interval(X, "bias", n_replicates, level, kind, bootstrap, seed)
+
+    def value_interval(self, X, cost_weights, n_replicates=200, level=0.95, kind="percentile",
+                       bootstrap="multinomial", seed=None, cost_primary=1.0, cost_alternative=0.0):
+        """Value per query of the fitted (plug-in) policy on the queries ``X`` at each cost weight.
+
+        ``V(w) = mean_q (ψ(q) − w·ΔC(q)) · 1[ψ̂(q) > w·ΔC(q)]``, estimated with ψ̂ and
+        bootstrapped with the policy held fixed. Returns ``(estimate, lower, upper)``,
+        each ``(W,)``. Simultaneous bands over ``w``: ``inference.simultaneous_band`` on
+        ``inference.policy_value_draws``.
+        """
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        w = np.atleast_1d(np.asarray(cost_weights, dtype=np.float64))
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise ValueError(f"cost_weights must be finite and >= 0, got {cost_weights!r}")
+        x = self._features(X)
+        draws = self._draws(x, "quality", n_replicates, bootstrap, seed)
+        v_draws, v_point = policy_value_draws(draws, jnp.asarray(self.quality_gain(X)), jnp.asarray(w, jnp.float32),
+                                              cost_primary, cost_alternative)
+        lo, hi = interval(v_draws, v_point, level, kind)
+        return np.asarray(v_point), np.asarray(lo), np.asarray(hi)
 
     def _features(self, X: ArrayLike) -> jnp.ndarray:
         if self.fit_ is None:

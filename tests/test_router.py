@@ -133,3 +133,11 @@ def test_facade_intervals_bracket_the_point_and_validate():
         mr.quality_interval(Xt, n_replicates=1)
     with pytest.raises(ValueError, match="level must be in"):
         mr.quality_interval(Xt, level=1.0)
+    # The policy-value interval: normal intervals are symmetric about the plug-in estimate,
+    # which is the mean over queries of (ψ̂ − w)·1[ψ̂ > w].
+    v, vlo, vhi = mr.value_interval(Xt, [0.0, 0.3], n_replicates=40, kind="normal")
+    np.testing.assert_allclose(v, [np.mean(np.where(psi > w, psi - w, 0.0)) for w in (0.0, 0.3)], rtol=1e-5)
+    np.testing.assert_allclose((vlo + vhi) / 2, v, rtol=1e-4, atol=1e-5)
+    assert np.all(vlo < vhi)
+    with pytest.raises(ValueError, match="cost_weights must be finite and >= 0"):
+        mr.value_interval(Xt, [-1.0])
