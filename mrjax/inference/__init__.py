@@ -9,9 +9,11 @@ from mrjax.inference._bootstrap import (
     route_with_uncertainty,
     simultaneous_band,
 )
-from mrjax.inference._value import efficiency_gain, efficiency_gain_draws, policy_value, policy_value_draws
+from mrjax.inference._value import (
+    ValueEstimate, efficiency_gain, efficiency_gain_draws, gold_corrected_value, policy_value, policy_value_draws,
+)
 
 __all__ = [
     "INTERVAL_KINDS", "WEIGHT_KINDS", "bootstrap_predict", "bootstrap_weights", "interval", "route_with_uncertainty",
-    "simultaneous_band", "efficiency_gain", "efficiency_gain_draws", "policy_value", "policy_value_draws",
+    "simultaneous_band", "ValueEstimate", "gold_corrected_value", "efficiency_gain", "efficiency_gain_draws", "policy_value", "policy_value_draws",
 ]
