@@ -77,6 +77,54 @@ def test_lambda_zero_meta_equals_golden_only():
     np.testing.assert_allclose(meta.quality.coef, gold.quality.coef, rtol=1e-4, atol=1e-5)
 
 
+def test_cross_validated_preference_weight_knows_when_to_stop_borrowing():
+    """λ chosen by K-fold CV on gold rows: 0 when the preference rows mislead the fit, > 0
+    when they carry ψ; the Meta-Router's CV losses equal explicit held-out refits."""
+    from mrjax.data import Dataset, make_folds
+
+    ridge = Ridge(penalty=1e-2)
+    grid = (0.0, 0.3, 1.0)
+    kx, ke = jax.random.split(jax.random.key(8))
+    n_gold, n = 60, 660
+    X = jax.random.normal(kx, (n, 3))
+    t = (jnp.arange(n) < n_gold).astype(jnp.float32)
+    psi = X @ jnp.asarray([1.0, -0.5, 0.25])
+    noise = 0.3 * jax.random.normal(ke, (n,))
+    # Pooling without a correction: unbiased preference labels help, a slope bias misleads.
+    pooled = RouterConfig(method="pooled", quality_learner=ridge, scale="none", preference_weight_grid=grid, cv_folds=4)
+    f = jax.jit(fit_router, static_argnums=2)
+    unbiased = Dataset(X, t, psi + noise, jnp.ones((n,)))
+    biased = Dataset(X, t, psi + noise + (1 - t) * 1.5 * X[:, 1], jnp.ones((n,)))
+    _, info_unbiased = f(jax.random.key(0), unbiased, pooled)
+    _, info_biased = f(jax.random.key(0), biased, pooled)
+    assert float(info_biased.preference_weight) == 0.0, np.asarray(info_biased.cv_loss)
+    assert float(info_unbiased.preference_weight) > 0.0, np.asarray(info_unbiased.cv_loss)
+    # The Meta-Router: CV losses against explicit refits with gold fold k zero-weighted
+    # (folds drawn as the fit draws them).
+    rc = RouterConfig(quality_learner=ridge, preference_weight_grid=grid, cv_folds=4,
+                      cate=CateConfig(propensity_learner=None, outcome_learner=ridge, effect_learner=ridge))
+    _, info = f(jax.random.key(0), biased, rc)
+    base = RouterConfig(quality_learner=ridge, cate=rc.cate)
+    folds = np.asarray(make_folds(jax.random.fold_in(jax.random.key(0), 7), t, 4).fold_id)
+    gold = np.asarray(t) > 0.5
+    want = []
+    for lam in grid:
+        hyper = default_hyper(base)._replace(preference_weight=jnp.float32(lam))
+        sse = 0.0
+        for k in range(4):
+            out = gold & (folds == k)
+            fk, _ = fit_router(jax.random.key(0), biased._replace(weight=jnp.asarray(np.where(out, 0.0, 1.0), jnp.float32)),
+                               base, hyper)
+            sse += np.sum((np.asarray(biased.label) - np.asarray(predict_quality(base, fk, X)))[out] ** 2)
+        want.append(sse / gold.sum())
+    np.testing.assert_allclose(np.asarray(info.cv_loss), want, rtol=1e-3)
+    assert float(info.preference_weight) == grid[int(np.argmin(want))]
+    with pytest.raises(ValueError, match="preference_weight_grid needs at least 2"):
+        RouterConfig(preference_weight_grid=(1.0,))
+    with pytest.raises(ValueError, match="has no preference weight to choose"):
+        RouterConfig(method="golden", preference_weight_grid=(0.0, 1.0))
+
+
 def test_route_rule_with_costs_and_many_weights():
     psi = jnp.asarray([0.5, 0.1, -0.2, 0.3])
     np.testing.assert_array_equal(route(psi, 0.2), [True, False, False, True])

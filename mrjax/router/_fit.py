@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from mrjax._typing import Array, PRNGKey
 from mrjax.cate._cate import CateConfig, CateFit, CateHyper, CateInfo, default_cate_hyper, fit_cate, predict_bias
 from mrjax.data._dataset import Dataset, Standardizer, fit_standardizer, standardize
+from mrjax.data._folds import make_folds
 from mrjax.data._scale import SCALE_METHODS, ScaleMethod, scale_constant
 from mrjax.learners._base import Learner
 from mrjax.learners._linear import RandomFeatureRidge
@@ -39,6 +40,12 @@ class RouterConfig:
     scale : scale normalisation of the preference labels (see ``data.scale_constant``).
     standardize : centre and scale features with the training rows' weighted moments
         (label-free) before any learner sees them.
+    preference_weight_grid : optional candidate λ values (static tuple). When given, λ
+        is chosen per fit by K-fold cross-validated squared error on the gold rows
+        (each fold's gold rows held out of the whole pipeline, every candidate fitted
+        on the rest) and ``hyper.preference_weight`` is ignored: the fit learns when
+        to stop borrowing preference labels (λ = 0 is Golden-only with the same learner).
+    cv_folds : folds of that cross-validation.
     """
 
     method: str = "meta"
@@ -46,6 +53,8 @@ class RouterConfig:
     quality_learner: Learner = RandomFeatureRidge()
     scale: ScaleMethod = "variance"
     standardize: bool = True
+    preference_weight_grid: tuple[float, ...] | None = None
+    cv_folds: int = 5
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -54,6 +63,15 @@ class RouterConfig:
             raise ValueError(f"scale must be one of {SCALE_METHODS}, got {self.scale!r}")
         if self.quality_learner.task != "regression":
             raise ValueError("quality_learner must be a regressor")
+        if self.preference_weight_grid is not None:
+            grid = tuple(float(v) for v in self.preference_weight_grid)
+            if len(grid) < 2 or any(not (v >= 0 and v < float("inf")) for v in grid):
+                raise ValueError(f"preference_weight_grid needs at least 2 finite values >= 0, got {self.preference_weight_grid}")
+            if self.method in ("golden", "preference", "all_golden"):
+                raise ValueError(f"method {self.method!r} has no preference weight to choose")
+            if self.cv_folds < 2:
+                raise ValueError(f"cv_folds must be at least 2, got {self.cv_folds}")
+            object.__setattr__(self, "preference_weight_grid", grid)
 
 
 class RouterHyper(NamedTuple):
@@ -102,12 +120,16 @@ class RouterInfo(NamedTuple):
     cate : CateInfo (zeros for baselines).
     mean_shift : () the shift added to preference labels (``mean_shift`` only, else 0).
     n_nonfinite : () int, non-finite training targets (after debiasing) — should be 0.
+    preference_weight : () the λ used (the cross-validated choice with a grid).
+    cv_loss : (G,) cross-validated gold loss per grid value (empty without a grid).
     """
 
     scale_constant: Array
     cate: CateInfo
     mean_shift: Array
     n_nonfinite: Array
+    preference_weight: Array
+    cv_loss: Array
 
 
 def _empty_cate_info() -> CateInfo:
@@ -143,6 +165,13 @@ def fit_router(
     info : RouterInfo
     """
     hyper = default_hyper(config) if hyper is None else hyper
+    cv_loss = jnp.zeros((0,), data.label.dtype)
+    if config.preference_weight_grid is not None:
+        lam, cv_loss = _select_preference_weight(key, data, config, hyper, gold_label, known_propensity)
+        config = dataclasses.replace(config, preference_weight_grid=None)
+        hyper = hyper._replace(preference_weight=lam)
+        fit, info = fit_router(key, data, config, hyper, gold_label, known_propensity)
+        return fit, info._replace(cv_loss=cv_loss)
     k_cate, k_q = jax.random.split(key)
     t, w = data.is_gold, data.weight
     if config.standardize:
@@ -183,7 +212,36 @@ def fit_router(
     n_nonfinite = jnp.sum(~jnp.isfinite(target) & (weight > 0))
     target = jnp.where(weight > 0, target, 0.0)
     quality = config.quality_learner.fit(k_q, X, target, weight, hyper.quality)
-    return RouterFit(std, c, quality, cate_fit), RouterInfo(c, cate_info, shift, n_nonfinite)
+    info = RouterInfo(c, cate_info, shift, n_nonfinite, jnp.asarray(lam, o.dtype), cv_loss)
+    return RouterFit(std, c, quality, cate_fit), info
+
+
+def _select_preference_weight(key, data, config: RouterConfig, hyper: RouterHyper, gold_label, known_propensity):
+    """λ from the grid minimising K-fold cross-validated squared error on the gold rows.
+
+    Fold k's gold rows get weight 0 in the whole pipeline; every λ is fitted on the rest
+    (vmapped over λ: the bias stage, which does not depend on λ, is computed once per
+    fold) and scored on the held-out gold rows. Ties go to the smaller λ.
+    """
+    base = dataclasses.replace(config, preference_weight_grid=None)
+    grid = jnp.asarray(config.preference_weight_grid, data.label.dtype)
+    K = config.cv_folds
+    folds = make_folds(jax.random.fold_in(key, 7), data.is_gold, K)
+    gold = data.is_gold > 0.5
+    held = (folds.fold_id[None, :] == jnp.arange(K)[:, None]) & gold[None, :]  # (K, n)
+
+    def fold_loss(out):
+        d = data._replace(weight=jnp.where(out, 0.0, data.weight))
+
+        def one(lam):
+            fit, _ = fit_router(key, d, base, hyper._replace(preference_weight=lam), gold_label, known_propensity)
+            pred = predict_quality(base, fit, data.features)
+            return jnp.sum(jnp.where(out, data.weight * (data.label - pred) ** 2, 0.0))
+
+        return jax.vmap(one)(grid)
+
+    loss = jnp.sum(jax.vmap(fold_loss)(held), axis=0) / jnp.sum(data.weight * gold)
+    return grid[jnp.argmin(loss)], loss
 
 
 def predict_quality(config: RouterConfig, fit: RouterFit, X: Array) -> Array:
