@@ -18,7 +18,7 @@ from mrjax.inference._bootstrap import bootstrap_predict, bootstrap_weights, int
 from mrjax.inference._value import policy_value_draws
 from mrjax.learners._base import Learner
 from mrjax.learners._linear import Logistic, RandomFeatureRidge
-from mrjax.router._fit import RouterConfig, RouterHyper, fit_router, predict_quality, predict_router_bias
+from mrjax.router._fit import CV_GRID, RouterConfig, RouterHyper, fit_router, predict_quality, predict_router_bias
 from mrjax.router._rule import route as _route
 
 _fit_jit = jax.jit(fit_router, static_argnames=("config",))
@@ -41,7 +41,9 @@ class MetaRouter:
         drawn at random (then the gold share ``n / (n + m)`` is used).
     n_folds : cross-fitting folds (0: in-sample nuisances).
     scale : ``"variance"`` (default), ``"magnitude"``, ``"wasserstein"`` or ``"none"``.
-    preference_weight : λ, the weight of the debiased preference rows.
+    preference_weight : λ, the weight of the debiased preference rows, or ``"cv"`` to choose
+        it from ``router.CV_GRID`` (0 … 1) by 5-fold cross-validated loss on the gold rows
+        (the chosen value is ``info_.preference_weight``).
     propensity_clip : ``(low, high)``.
     bias_clip : bound on ``|Δ̂|`` (None: no clipping).
     seed : int.
@@ -59,7 +61,7 @@ class MetaRouter:
         propensity: Learner | str = "logistic",
         n_folds: int = 5,
         scale: str = "variance",
-        preference_weight: float = 1.0,
+        preference_weight: float | str = 1.0,
         propensity_clip: Sequence[float] = (1e-3, 1 - 1e-3),
         bias_clip: float | None = None,
         seed: int = 0,
@@ -73,6 +75,11 @@ class MetaRouter:
         low, high = (float(v) for v in propensity_clip)
         if not 0.0 <= low < high <= 1.0:
             raise ValueError(f"propensity_clip must satisfy 0 <= low < high <= 1, got {tuple(propensity_clip)}")
+        grid = None
+        if isinstance(preference_weight, str):
+            if preference_weight != "cv":
+                raise ValueError(f"preference_weight must be a number >= 0 or 'cv', got {preference_weight!r}")
+            grid, preference_weight = CV_GRID, 1.0
         if preference_weight < 0 or not np.isfinite(preference_weight):
             raise ValueError(f"preference_weight must be finite and >= 0, got {preference_weight}")
         self.config = RouterConfig(
@@ -81,6 +88,7 @@ class MetaRouter:
                             effect_learner=effect_learner, n_folds=n_folds),
             quality_learner=learner,
             scale=scale,
+            preference_weight_grid=grid,
         )
         cate_hyper = default_cate_hyper(self.config.cate)._replace(
             propensity_clip=jnp.asarray([low, high], jnp.float32),

@@ -189,3 +189,16 @@ def test_facade_intervals_bracket_the_point_and_validate():
     assert np.all(vlo < vhi)
     with pytest.raises(ValueError, match="cost_weights must be finite and >= 0"):
         mr.value_interval(Xt, [-1.0])
+
+
+def test_facade_cross_validated_preference_weight():
+    from mrjax.router import CV_GRID
+
+    sim = paper_like(jax.random.key(9), n_gold=60, n_preference=300, n_test=10)
+    X, t, o = (np.asarray(a) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
+    g = t == 1
+    mr = MetaRouter(learner=Ridge(), preference_weight="cv").fit(X[g], o[g], X[~g], o[~g])
+    assert np.isclose(np.float32(CV_GRID), float(mr.info_.preference_weight)).any() and mr.info_.cv_loss.shape == (len(CV_GRID),)
+    assert np.all(np.isfinite(mr.quality_gain(X[:3])))
+    with pytest.raises(ValueError, match="preference_weight must be a number >= 0 or 'cv'"):
+        MetaRouter(preference_weight="auto")

@@ -1,5 +1,6 @@
 """The Meta-Router fit, baselines, and the routing rule."""
 from mrjax.router._fit import (
+    CV_GRID,
     METHODS,
     RouterConfig,
     RouterFit,
@@ -16,7 +17,7 @@ from mrjax.router._metrics import (
 from mrjax.router._rule import route
 
 __all__ = [
-    "METHODS", "RouterConfig", "RouterFit", "RouterHyper", "RouterInfo", "default_hyper",
+    "CV_GRID", "METHODS", "RouterConfig", "RouterFit", "RouterHyper", "RouterInfo", "default_hyper",
     "fit_router", "predict_quality", "predict_router_bias", "route",
     "USAGE_GRID", "GainSummary", "RunCurves", "efficiency_curve", "random_curve", "run_curves", "summarize_gain",
 ]

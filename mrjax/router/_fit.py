@@ -26,6 +26,7 @@ from mrjax.learners._base import Learner
 from mrjax.learners._linear import RandomFeatureRidge
 
 METHODS = ("meta", "golden", "preference", "pooled", "mean_shift", "all_golden")
+CV_GRID = (0.0, 0.1, 0.3, 1.0)  # a default grid for ``preference_weight_grid``
 
 
 @dataclasses.dataclass(frozen=True)
