@@ -4,7 +4,7 @@ For each size, a study on the paper-like simulator (500 test queries) with the d
 Meta-Routers and the Golden-only and Pooled baselines; prints area, peak and ψ̂ RMSE with
 standard errors over runs, and writes JSON.
 
-    python benchmarks/bench_sizes.py [--sizes 100,1000,10000] [--runs 20] [--batch-size 10]
+    python benchmarks/bench_sizes.py [--sizes 100,1000,10000] [--runs 20] [--batch-size 10] [--methods ...]
 """
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ def main(argv=None):
     p.add_argument("--sizes", default="100,1000,10000")
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--methods", default=",".join(METHODS), help="study methods, e.g. meta_r,meta_r_cv,golden,pooled")
     p.add_argument("--out", default="benchmarks/results/bench_sizes.json")
     args = p.parse_args(argv)
     out = {"device": str(jax.devices()[0]), "runs": args.runs, "sizes": {}}
     for n_gold in (int(s) for s in args.sizes.split(",")):
-        cfg = StudyConfig(n_runs=args.runs, n_gold=n_gold, n_preference=39 * n_gold, methods=METHODS,
+        cfg = StudyConfig(n_runs=args.runs, n_gold=n_gold, n_preference=39 * n_gold, methods=tuple(args.methods.split(",")),
                           batch_size=min(args.batch_size, args.runs))
         res = run_study(jax.random.key(n_gold), cfg, progress=False)
         s = summarize_gain(res.efficiency, res.random, res.oracle, normalize="oracle")

@@ -45,6 +45,7 @@ from mrjax._typing import Array, PRNGKey
 from mrjax.data._dataset import Dataset, Standardizer, fit_standardizer, standardize
 from mrjax.data._scale import SCALE_METHODS, scale_constant
 from mrjax.learners._features import FeatureParams, RandomFourier
+from mrjax.learners._linear import _design
 
 INFERENCE = ("nuts", "svi")
 INTERCEPT_SCALE = 2.0
@@ -136,11 +137,6 @@ class BayesInfo(NamedTuple):
     final_loss: float
 
 
-def _design(features: FeatureParams, fmap: RandomFourier, X: Array) -> Array:
-    Z = fmap.apply(features, X)
-    return jnp.concatenate([jnp.ones((Z.shape[0], 1), Z.dtype), Z], axis=1)
-
-
 def _prior_sd(config: BayesConfig, p: int) -> Array:
     one = lambda s: jnp.concatenate([jnp.full((1,), INTERCEPT_SCALE), jnp.full((p - 1,), s)])
     return jnp.concatenate([one(config.preference_scale), one(config.bias_scale)])
@@ -203,7 +199,7 @@ def _prepare(key: PRNGKey, data: Dataset, config: BayesConfig):
     center = jnp.sum(w * o) / jnp.sum(w)
     spread = jnp.sqrt(jnp.sum(w * (o - center) ** 2) / jnp.sum(w))
     spread = jnp.where(spread > 0, spread, 1.0)
-    return std, features, fmap, c, center, spread, _design(features, fmap, X), (o - center) / spread
+    return std, features, fmap, c, center, spread, _design(fmap, features, X), (o - center) / spread
 
 
 def fit_bayes(key: PRNGKey, data: Dataset, config: BayesConfig = BayesConfig()) -> tuple[BayesFit, BayesInfo]:
@@ -260,7 +256,7 @@ def posterior_predict(config: BayesConfig, fit: BayesFit, X: Array, target: str 
     (``"preference"``) at queries ``X (m, d)``, on the gold scale."""
     if target not in ("quality", "bias", "preference"):
         raise ValueError(f"target must be 'quality', 'bias' or 'preference', got {target!r}")
-    H = _design(fit.features, RandomFourier(config.n_features, config.bandwidth), standardize(fit.standardizer, X))
+    H = _design(RandomFourier(config.n_features, config.bandwidth), fit.features, standardize(fit.standardizer, X))
     if target == "bias":
         return fit.label_scale * (fit.coef_bias @ H.T)
     coef = fit.coef_preference if target == "preference" else fit.coef_preference + fit.coef_bias

@@ -200,8 +200,11 @@ def fit_cate(
     out, eff = config.outcome_learner, config.effect_learner
 
     if config.kind in ("r", "dr", "x"):
+        # The X-learner's propensity only mixes τ̂₀ and τ̂₁ (a full-data fit below): its
+        # diagnostics come from that same fit in-sample, not from K extra cross-fitted fits.
+        p_folds = None if config.kind == "x" else folds
         p, p_info = fit_propensity(
-            k_p, data, config.propensity_learner, folds, hyper.propensity_clip, hyper.propensity, known_propensity
+            k_p, data, config.propensity_learner, p_folds, hyper.propensity_clip, hyper.propensity, known_propensity
         )
 
     if config.kind == "r":
