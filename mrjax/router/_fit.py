@@ -222,7 +222,8 @@ def _select_preference_weight(key, data, config: RouterConfig, hyper: RouterHype
 
     Fold k's gold rows get weight 0 in the whole pipeline; every λ is fitted on the rest
     (vmapped over λ: the bias stage, which does not depend on λ, is computed once per
-    fold) and scored on the held-out gold rows. Ties go to the smaller λ.
+    fold; folds run one after another) and scored on the held-out gold rows. Ties go to
+    the smaller λ.
     """
     base = dataclasses.replace(config, preference_weight_grid=None)
     grid = jnp.asarray(config.preference_weight_grid, data.label.dtype)
@@ -241,7 +242,8 @@ def _select_preference_weight(key, data, config: RouterConfig, hyper: RouterHype
 
         return jax.vmap(one)(grid)
 
-    loss = jnp.sum(jax.vmap(fold_loss)(held), axis=0) / jnp.sum(data.weight * gold)
+    # Folds one after another (lax.map) bound memory: each holds |grid| pipelines at once.
+    loss = jnp.sum(jax.lax.map(fold_loss, held), axis=0) / jnp.sum(data.weight * gold)
     return grid[jnp.argmin(loss)], loss
 
 
