@@ -93,7 +93,7 @@ def bootstrap_predict(
     config: RouterConfig = RouterConfig(),
     hyper: RouterHyper | None = None,
     target: str = "quality",
-    chunk: int = 16,
+    chunk: int = 32,
 ) -> Array:
     """ψ̂ (``target="quality"``) or Δ̂ (``"bias"``) at queries ``X (m, d)`` under each replicate: ``(B, m)``.
 
