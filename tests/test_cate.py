@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from mrjax.cate import CateConfig, authors_cate, default_cate_hyper, fit_cate, predict_bias
-from mrjax.data import Dataset, SimulationConfig, fit_standardizer, simulate, standardize
+from mrjax.data import SimulationConfig, fit_standardizer, simulate, standardize
 from mrjax.learners import Logistic, RandomFeatureRidge, Ridge
 from mrjax.nuisance import fit_propensity
 

@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.linear_model import Ridge as SkRidge
 
 from mrjax.data import make_folds
-from mrjax.learners import MLP, Logistic, RandomFeatureRidge, RandomFourier, Ridge
+from mrjax.learners import MLP, Logistic, RandomFeatureRidge, Ridge
 from mrjax.nuisance import crossfit_predict
 
 

@@ -1,5 +1,4 @@
 """The Meta-Router, baselines and the routing rule."""
-import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +7,7 @@ import jax.numpy as jnp
 
 from mrjax.api import MetaRouter
 from mrjax.cate import CateConfig
-from mrjax.data import SimulationConfig, from_sources, paper_like, simulate
+from mrjax.data import SimulationConfig, paper_like, simulate
 from mrjax.learners import RandomFeatureRidge, Ridge
 from mrjax.router import METHODS, RouterConfig, default_hyper, fit_router, predict_quality, route
 

@@ -12,7 +12,7 @@ The label source is the treatment (``t = 1`` gold, ``t = 0`` preference).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -193,7 +193,6 @@ def fit_cate(
     if config.n_folds == 0:
         folds = None
     X, t, o, w = data.features, data.is_gold, data.label, data.weight
-    n = o.shape[0]
     zero = jnp.zeros((), jnp.int32)
     p_info = PropensityInfo(zero, jnp.zeros(()), jnp.zeros(()), zero, jnp.zeros(()))
     n_masked = zero

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from mrjax._typing import Array, PRNGKey
-from mrjax.cate._cate import CateConfig, CateFit, CateHyper, CateInfo, default_cate_hyper, fit_cate, predict_bias
+from mrjax.cate._cate import CateConfig, CateHyper, CateInfo, default_cate_hyper, fit_cate, predict_bias
 from mrjax.data._dataset import Dataset, Standardizer, fit_standardizer, standardize
 from mrjax.data._folds import make_folds
 from mrjax.data._scale import SCALE_METHODS, ScaleMethod, scale_constant
