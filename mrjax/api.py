@@ -155,8 +155,8 @@ class MetaRouter:
             raise ValueError(f"level must be in (0, 1), got {level}")
         x = self._features(X)
         draws = self._draws(x, target, n_replicates, bootstrap, seed)
-        point = self.quality_gain(X) if target == "quality" else self.effect(X)
-        lo, hi = interval(draws, jnp.asarray(point), level, kind)
+        predict = predict_quality if target == "quality" else predict_router_bias
+        lo, hi = interval(draws, predict(self.config, self.fit_, x), level, kind)
         return np.asarray(lo), np.asarray(hi)
 
     def quality_interval(self, X, n_replicates=200, level=0.95, kind="percentile", bootstrap="multinomial", seed=None):
@@ -188,8 +188,8 @@ class MetaRouter:
             raise ValueError(f"cost_weights must be finite and >= 0, got {cost_weights!r}")
         x = self._features(X)
         draws = self._draws(x, "quality", n_replicates, bootstrap, seed)
-        v_draws, v_point = policy_value_draws(draws, jnp.asarray(self.quality_gain(X)), jnp.asarray(w, jnp.float32),
-                                              cost_primary, cost_alternative)
+        v_draws, v_point = policy_value_draws(draws, predict_quality(self.config, self.fit_, x),
+                                              jnp.asarray(w, jnp.float32), cost_primary, cost_alternative)
         lo, hi = interval(v_draws, v_point, level, kind)
         return np.asarray(v_point), np.asarray(lo), np.asarray(hi)
 

@@ -29,6 +29,10 @@ class Folds(NamedTuple):
     def n_folds(self) -> int:
         return self.members.shape[0]
 
+    def held_out(self) -> Array:
+        """(K, n) booleans: row i is held out in fold k."""
+        return self.fold_id[None, :] == jnp.arange(self.n_folds)[:, None]
+
 
 def make_folds(key: PRNGKey, is_gold: Array, n_folds: int) -> Folds:
     """Random folds, balanced (sizes differ by at most one) and stratified by source.

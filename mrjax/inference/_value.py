@@ -27,6 +27,7 @@ from mrjax.data._folds import make_folds
 from mrjax.inference._bootstrap import bootstrap_predict
 from mrjax.router._fit import RouterConfig, RouterHyper, fit_router, predict_quality
 from mrjax.router._metrics import efficiency_curve
+from mrjax.router._rule import route
 
 
 def _check(draws: Array, point: Array) -> None:
@@ -54,7 +55,7 @@ def policy_value(psi: Array, point: Array, cost_weights: Array, cost_primary=1.0
     gap = jnp.broadcast_to(jnp.asarray(cost_primary, point.dtype) - jnp.asarray(cost_alternative, point.dtype),
                            point.shape)
     price = w[:, None] * gap[None, :]  # (W, n)
-    routed = point[None, :] > price
+    routed = route(point, w, cost_primary, cost_alternative)  # (W, n)
 
     def one(p):
         return jnp.mean(jnp.where(routed, p[None, :] - price, 0.0), axis=1)
@@ -142,7 +143,7 @@ def gold_corrected_value(
     plug = policy_value(point, point, w, cost_primary, cost_alternative)
     folds = make_folds(k_fold, data.is_gold, n_folds)
     gold = data.is_gold > 0.5
-    out = (folds.fold_id[None, :] == jnp.arange(n_folds)[:, None]) & gold[None, :]
+    out = folds.held_out() & gold[None, :]
     held = bootstrap_predict(k_fit, data, data.features, jnp.where(out, 0.0, 1.0), config, hyper, chunk=n_folds)
     psi_oof = held[folds.fold_id, jnp.arange(data.label.shape[0])]
     # The out-of-fold policy at the gold rows: a gold row is then a fresh query for both ψ̂₋ₖ

@@ -62,8 +62,7 @@ def crossfit_predict(
     if hasattr(learner, "crossfit_predict"):
         return learner.crossfit_predict(key, X, y, weight, folds, hyper), jnp.zeros((), X.dtype)
     K = folds.n_folds
-    held_out = folds.fold_id[None, :] == jnp.arange(K)[:, None]
-    train_weight = jnp.where(held_out, 0.0, weight[None, :])
+    train_weight = jnp.where(folds.held_out(), 0.0, weight[None, :])
     keys = jax.random.split(key, K)
     params = jax.vmap(lambda k, w: learner.fit(k, X, y, w, hyper))(keys, train_weight)
     preds = jax.vmap(lambda p: learner.predict(p, X))(params)

@@ -227,10 +227,9 @@ def _select_preference_weight(key, data, config: RouterConfig, hyper: RouterHype
     """
     base = dataclasses.replace(config, preference_weight_grid=None)
     grid = jnp.asarray(config.preference_weight_grid, data.label.dtype)
-    K = config.cv_folds
-    folds = make_folds(jax.random.fold_in(key, 7), data.is_gold, K)
+    folds = make_folds(jax.random.fold_in(key, 7), data.is_gold, config.cv_folds)
     gold = data.is_gold > 0.5
-    held = (folds.fold_id[None, :] == jnp.arange(K)[:, None]) & gold[None, :]  # (K, n)
+    held = folds.held_out() & gold[None, :]  # (K, n): each fold's gold rows
 
     def fold_loss(out):
         d = data._replace(weight=jnp.where(out, 0.0, data.weight))
