@@ -5,7 +5,9 @@ d = 50, 500 test queries): mrjax's ``bootstrap_predict`` for the DR and R Meta-R
 (RFF ridge, 5-fold cross-fitting, learned propensity), first call (compilation
 included) and steady state; and EconML's ``DRLearner`` with random-forest nuisances and
 ``inference=BootstrapInference`` (which clones and refits the estimator per replicate)
-on the same data. Reports seconds per replicate and the ratio, measured in one run.
+on the same data. Each mrjax pipeline runs twice: re-selecting every penalty in every
+replicate (default) and with the tuning held at the point fit's choices (``retune=False``).
+Reports seconds per replicate and the ratio, measured in one run.
 
     python benchmarks/bench_bootstrap.py [--replicates 1000] [--econml-replicates 10]
         [--n-gold 100 --n-preference 3900] [--out benchmarks/results/bench_bootstrap.json]
@@ -40,19 +42,23 @@ def main(argv=None):
     a = p.parse_args(argv)
     sim = paper_like(jax.random.key(0), n_gold=a.n_gold, n_preference=a.n_preference)
     W = bootstrap_weights(jax.random.key(1), sim.data.is_gold, a.replicates)
-    boot = jax.jit(bootstrap_predict, static_argnames=("config", "target", "chunk"))
+    boot = jax.jit(bootstrap_predict, static_argnames=("config", "target", "chunk", "retune"))
     rows = {}
     for kind in a.kinds.split(","):
         config = RouterConfig(cate=CateConfig(kind=kind))
-        t0 = time.perf_counter()
-        boot(jax.random.key(2), sim.data, sim.test_features, W, config, chunk=a.chunk).block_until_ready()
-        first = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        boot(jax.random.key(2), sim.data, sim.test_features, W, config, chunk=a.chunk).block_until_ready()
-        steady = time.perf_counter() - t0
-        rows[f"mrjax_{kind}"] = {"replicates": a.replicates, "first_call_s": first, "steady_s": steady,
-                                 "per_replicate_s": steady / a.replicates}
-        print(f"mrjax {kind}: {a.replicates} replicates, first call {first:.1f} s, steady {steady:.1f} s", flush=True)
+        for retune in (True, False):
+            run = lambda: boot(jax.random.key(2), sim.data, sim.test_features, W, config, chunk=a.chunk,
+                               retune=retune).block_until_ready()
+            t0 = time.perf_counter()
+            run()
+            first = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            run()
+            steady = time.perf_counter() - t0
+            name = f"mrjax_{kind}" + ("" if retune else "_fixed_tuning")
+            rows[name] = {"replicates": a.replicates, "retune": retune, "first_call_s": first, "steady_s": steady,
+                          "per_replicate_s": steady / a.replicates}
+            print(f"{name}: {a.replicates} replicates, first call {first:.1f} s, steady {steady:.1f} s", flush=True)
     if a.econml_replicates:
         from econml.dr import DRLearner
         from econml.inference import BootstrapInference

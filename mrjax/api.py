@@ -24,7 +24,7 @@ from mrjax.router._rule import route as _route
 _fit_jit = jax.jit(fit_router, static_argnames=("config",))
 
 
-_bootstrap_jit = jax.jit(bootstrap_predict, static_argnames=("config", "target", "chunk"))
+_bootstrap_jit = jax.jit(bootstrap_predict, static_argnames=("config", "target", "chunk", "retune"))
 
 
 class MetaRouter:
@@ -141,39 +141,44 @@ class MetaRouter:
         self.fit_, self.info_, self.data_ = fit, info, data
         return self
 
-    def _draws(self, x, target, n_replicates, bootstrap, seed):
+    def _draws(self, x, target, n_replicates, bootstrap, seed, retune=True):
         if int(n_replicates) < 2:
             raise ValueError(f"n_replicates must be at least 2, got {n_replicates}")
         if target == "bias" and self.config.method != "meta":
             raise ValueError(f"only the Meta-Router estimates a bias; this fit is {self.config.method!r}")
         W = bootstrap_weights(jax.random.key(self.seed + 1 if seed is None else seed), self.data_.is_gold,
                               int(n_replicates), bootstrap)
-        return _bootstrap_jit(jax.random.key(self.seed), self.data_, x, W, self.config, self.hyper, target)
+        return _bootstrap_jit(jax.random.key(self.seed), self.data_, x, W, self.config, self.hyper, target,
+                              retune=bool(retune))
 
-    def _interval(self, X, target, n_replicates, level, kind, bootstrap, seed):
+    def _interval(self, X, target, n_replicates, level, kind, bootstrap, seed, retune):
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must be in (0, 1), got {level}")
         x = self._features(X)
-        draws = self._draws(x, target, n_replicates, bootstrap, seed)
+        draws = self._draws(x, target, n_replicates, bootstrap, seed, retune)
         predict = predict_quality if target == "quality" else predict_router_bias
         lo, hi = interval(draws, predict(self.config, self.fit_, x), level, kind)
         return np.asarray(lo), np.asarray(hi)
 
-    def quality_interval(self, X, n_replicates=200, level=0.95, kind="percentile", bootstrap="multinomial", seed=None):
+    def quality_interval(self, X, n_replicates=200, level=0.95, kind="percentile", bootstrap="multinomial", seed=None,
+                         retune=True):
         """Bootstrap interval for ψ(x): ``(lower, upper)``, each ``(n,)``.
 
         The whole pipeline is refitted for each replicate (stratified ``multinomial``,
         ``dirichlet`` or ``poisson`` weights) in one compiled program; ``kind`` is
-        ``percentile``, ``basic`` or ``normal``.
+        ``percentile``, ``basic`` or ``normal``. ``retune=False`` holds the selected
+        penalties (and a cross-validated λ) at this fit's choices (faster; see
+        ``inference.bootstrap_predict``).
         """
-        return self._interval(X, "quality", n_replicates, level, kind, bootstrap, seed)
+        return self._interval(X, "quality", n_replicates, level, kind, bootstrap, seed, retune)
 
-    def effect_interval(self, X, n_replicates=200, level=0.95, kind="percentile", bootstrap="multinomial", seed=None):
+    def effect_interval(self, X, n_replicates=200, level=0.95, kind="percentile", bootstrap="multinomial", seed=None,
+                        retune=True):
         """Bootstrap interval for the bias Δ(x): ``(lower, upper)``, each ``(n,)`` (see ``quality_interval``)."""
-        return self._interval(X, "bias", n_replicates, level, kind, bootstrap, seed)
+        return self._interval(X, "bias", n_replicates, level, kind, bootstrap, seed, retune)
 
     def value_interval(self, X, cost_weights, n_replicates=200, level=0.95, kind="percentile",
-                       bootstrap="multinomial", seed=None, cost_primary=1.0, cost_alternative=0.0):
+                       bootstrap="multinomial", seed=None, cost_primary=1.0, cost_alternative=0.0, retune=True):
         """Value per query of the fitted (plug-in) policy on the queries ``X`` at each cost weight.
 
         ``V(w) = mean_q (ψ(q) − w·ΔC(q)) · 1[ψ̂(q) > w·ΔC(q)]``, estimated with ψ̂ and
@@ -187,7 +192,7 @@ class MetaRouter:
         if not np.isfinite(w).all() or (w < 0).any():
             raise ValueError(f"cost_weights must be finite and >= 0, got {cost_weights!r}")
         x = self._features(X)
-        draws = self._draws(x, "quality", n_replicates, bootstrap, seed)
+        draws = self._draws(x, "quality", n_replicates, bootstrap, seed, retune)
         v_draws, v_point = policy_value_draws(draws, predict_quality(self.config, self.fit_, x),
                                               jnp.asarray(w, jnp.float32), cost_primary, cost_alternative)
         lo, hi = interval(v_draws, v_point, level, kind)

@@ -1,14 +1,16 @@
 """Batched bootstrap weights, replicate fits and intervals."""
+import dataclasses
+
 import numpy as np
 import pytest
 import jax
 import jax.numpy as jnp
 
 from mrjax.cate import CateConfig
-from mrjax.data import paper_like
+from mrjax.data import fit_standardizer, paper_like, standardize
 from mrjax.inference import bootstrap_predict, bootstrap_weights, interval, simultaneous_band
-from mrjax.learners import Ridge
-from mrjax.router import RouterConfig, fit_router, predict_quality
+from mrjax.learners import RandomFeatureRidge, Ridge
+from mrjax.router import RouterConfig, fit_router, fixed_tuning, predict_quality
 
 SIM = paper_like(jax.random.key(0), n_gold=30, n_preference=170, n_test=20)
 CONFIG = RouterConfig(quality_learner=Ridge(), cate=CateConfig(outcome_learner=Ridge(), effect_learner=Ridge(), n_folds=3))
@@ -149,3 +151,41 @@ def test_masked_rows_are_never_drawn():
     kept_pref = np.asarray(mask) & (np.arange(200) >= 30)
     np.testing.assert_array_equal(m[:, kept_gold].sum(1), kept_gold.sum())
     np.testing.assert_array_equal(m[:, kept_pref].sum(1), kept_pref.sum())
+
+
+def test_fixed_tuning_reproduces_the_fit_and_holds_tuning_in_the_bootstrap():
+    """``fixed_tuning`` turns every selected penalty (per fold for cross-fitted nuisances) and
+    a cross-validated λ into fixed values; refitting with them on the same data reproduces
+    the fit, and ``retune=False`` replicates equal explicit refits with them."""
+    sim = paper_like(jax.random.key(6), n_gold=40, n_preference=360, n_test=25)
+    rff = RandomFeatureRidge(n_features=48)
+    configs = [
+        RouterConfig(quality_learner=rff, cate=CateConfig(kind="dr", outcome_learner=rff,
+                                                          effect_learner=RandomFeatureRidge(48, penalty="loo"))),
+        RouterConfig(quality_learner=rff, preference_weight_grid=(0.0, 1.0), cv_folds=3,
+                     cate=CateConfig(kind="x", outcome_learner=rff, effect_learner=rff)),
+    ]
+    key = jax.random.key(7)
+    W = bootstrap_weights(jax.random.key(8), sim.data.is_gold, 3).at[0].set(1.0)
+    for config in configs:
+        fit, info = fit_router(key, sim.data, config)
+        fixed, hyper = fixed_tuning(config, None, info)
+        learners = (fixed.quality_learner, fixed.cate.outcome_learner, fixed.cate.effect_learner)
+        assert all(l.penalty_grid is None for l in learners) and fixed.preference_weight_grid is None
+        assert float(hyper.preference_weight) == float(info.preference_weight)
+        refit, _ = fit_router(key, sim.data, fixed, hyper)
+        point = predict_quality(config, fit, sim.test_features)
+        np.testing.assert_allclose(predict_quality(fixed, refit, sim.test_features), point, rtol=1e-4, atol=1e-4)
+        held = bootstrap_predict(key, sim.data, sim.test_features, W, config, retune=False, chunk=3)
+        np.testing.assert_allclose(held[0], point, rtol=1e-4, atol=1e-4)
+        # The bootstrap standardises once with the point fit's moments; do the same here.
+        std = fit_standardizer(sim.data.features, sim.data.weight)
+        data = sim.data._replace(features=standardize(std, sim.data.features))
+        fixed_s = dataclasses.replace(fixed, standardize=False)
+        for b in (1, 2):
+            f_b, _ = fit_router(key, data._replace(weight=W[b]), fixed_s, hyper)
+            ref = predict_quality(fixed_s, f_b, standardize(std, sim.test_features))
+            # float32 solves compiled differently (batched vs single): agreement to ~1e-5 of the scale.
+            np.testing.assert_allclose(held[b], ref, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(ref))))
+        retuned = bootstrap_predict(key, sim.data, sim.test_features, W, config, chunk=3)
+        assert np.abs(np.asarray(retuned[1:]) - np.asarray(held[1:])).max() > 1e-3  # replicates re-select

@@ -1,4 +1,6 @@
 """Reference, jit/vmap and cross-fitting tests of the base learners."""
+import dataclasses
+
 import numpy as np
 import pytest
 import jax
@@ -115,7 +117,11 @@ def test_mlp_weights_select_rows():
     assert float(jnp.mean(pred[:200])) > 0.8
 
 
-@pytest.mark.parametrize("learner", [Ridge(), RandomFeatureRidge(n_features=64), Logistic(), MLP(hidden=(8,), steps=50)])
+@pytest.mark.parametrize(
+    "learner",
+    [Ridge(), dataclasses.replace(RandomFeatureRidge(n_features=64), crossfit_tuning="fold"), Logistic(),
+     MLP(hidden=(8,), steps=50)],
+)
 def test_crossfit_prediction_of_row_i_never_used_row_i(learner):
     X, y, w = _reg_data(n=60, d=3, seed=5)
     if learner.task == "classification":
@@ -123,11 +129,11 @@ def test_crossfit_prediction_of_row_i_never_used_row_i(learner):
     X, y, w = jnp.asarray(X), jnp.asarray(y), jnp.asarray(w)
     t = jnp.asarray((np.arange(60) < 15).astype(np.float32))
     folds = make_folds(jax.random.key(1), t, 4)
-    base, _ = crossfit_predict(learner, jax.random.key(2), X, y, w, folds)
+    base, _, _ = crossfit_predict(learner, jax.random.key(2), X, y, w, folds)
     for i in (0, 17, 59):
         X2 = X.at[i].set(X[i] + 5.0)
         y2 = y.at[i].set(1.0 - y[i] if learner.task == "classification" else y[i] + 100.0)
-        pert, _ = crossfit_predict(learner, jax.random.key(2), X2, y2, w, folds)
+        pert, _, _ = crossfit_predict(learner, jax.random.key(2), X2, y2, w, folds)
         same_fold = np.asarray(folds.fold_id) == int(folds.fold_id[i])
         # Every row of row i's fold (row i included, at its own new x) is predicted
         # by models that never saw row i: the others' predictions are unchanged.
@@ -140,12 +146,95 @@ def test_crossfit_prediction_of_row_i_never_used_row_i(learner):
         assert not np.allclose(np.asarray(pert)[~same_fold], np.asarray(base)[~same_fold], atol=1e-6)
 
 
+def _ridge_np(A, y, w, lam):
+    """Weighted ridge in float64 with an unpenalised intercept column A[:, 0]."""
+    P = lam * np.eye(A.shape[1])
+    P[0, 0] = 0.0
+    return np.linalg.solve(A.T @ (w[:, None] * A) + P, A.T @ (w * y))
+
+
+@pytest.mark.parametrize("criterion", ["loo", "gcv"])
+def test_penalty_selection_matches_brute_force(criterion):
+    """LOO: every grid penalty's weighted leave-one-row-out error from n explicit refits
+    (a weight-3 row — a bootstrap count — leaves as a whole; zero-weight rows do not
+    count); GCV: RSS and trace of the hat matrix from explicit fits. The selected penalty
+    and coefficients must match the brute-force argmin."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(40, 10)).astype(np.float32)  # many weak features: a penalty pays
+    y = (0.8 * X[:, 0] + 0.5 * X[:, 1] + rng.normal(size=40)).astype(np.float32)
+    w = rng.uniform(0.2, 2.0, size=40).astype(np.float32)
+    w[3], w[7], w[8] = 3.0, 0.0, 0.0
+    grid = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
+    learner = Ridge(penalty_grid=grid, criterion=criterion)
+    params = learner.fit(jax.random.key(0), jnp.asarray(X), jnp.asarray(y), jnp.asarray(w))
+    Xd, yd, wd = X.astype(np.float64), y.astype(np.float64), w.astype(np.float64)
+    A = np.c_[np.ones(40), Xd]
+    zbar = wd @ Xd / wd.sum()
+    Gc = (Xd - zbar).T @ (wd[:, None] * (Xd - zbar))
+    lams = np.asarray(grid) * np.trace(Gc) / 10
+    scores = []
+    for lam in lams:
+        if criterion == "loo":
+            err = [(yd[i] - A[i] @ _ridge_np(np.delete(A, i, 0), np.delete(yd, i), np.delete(wd, i), lam)) ** 2
+                   for i in range(40)]
+            scores.append(np.sum(wd * np.asarray(err)) / wd.sum())
+        else:
+            beta = _ridge_np(A, yd, wd, lam)
+            hat = A @ np.linalg.solve(A.T @ (wd[:, None] * A) + lam * np.diag([0.0] + [1.0] * 10), A.T * wd)
+            n_eff = wd.sum() ** 2 / (wd**2).sum()
+            scores.append(np.sum(wd * (yd - A @ beta) ** 2) / wd.sum() / (1 - np.trace(hat) / n_eff) ** 2)
+    # The criterion itself, from the learner's spectral shortcut (float32), at every penalty.
+    Z = jnp.asarray(A, jnp.float32)
+    wj, yj = jnp.asarray(w), jnp.asarray(y)
+    G, b = Z.T @ (wj[:, None] * Z), Z.T @ (wj * yj)
+    _, ours, ok = learner._scores(G, b, jnp.sum(wj * yj**2), jnp.sum(wj**2), Z, yj, wj)
+    assert bool(np.all(ok))
+    np.testing.assert_allclose(ours, scores, rtol=2e-3)
+    best = int(np.argmin(scores))
+    assert 0 < best < len(grid) - 1, "the test problem should select an interior penalty"
+    np.testing.assert_allclose(float(params.penalty), lams[best], rtol=1e-4)
+    np.testing.assert_allclose(params.coef, _ridge_np(A, yd, wd, lams[best]), rtol=1e-3, atol=1e-4)
+
+
+def test_shared_crossfit_tuning_applies_the_full_data_choice_to_every_fold():
+    X, y, w = (jnp.asarray(a) for a in _reg_data(n=120, d=3, seed=12))
+    folds = make_folds(jax.random.key(0), jnp.zeros(120), 4)
+    shared = RandomFeatureRidge(n_features=32)
+    per_fold = dataclasses.replace(shared, crossfit_tuning="fold")
+    pred, _, used = crossfit_predict(shared, jax.random.key(1), X, y, w, folds)
+    full = shared.fit(jax.random.key(1), X, y, w)
+    # The relative choice g = λ / (tr(G_c)/p) of the full-data fit, rescaled to each fold's
+    # training Gram, is the penalty every fold used.
+    Z = np.asarray(jnp.concatenate([jnp.ones((120, 1)), shared.features.apply(full.features, X)], 1), np.float64)
+
+    def scale(wk):
+        wk = np.asarray(wk, np.float64)
+        zbar = wk @ Z[:, 1:] / wk.sum()
+        return np.sum(wk[:, None] * (Z[:, 1:] - zbar) ** 2) / 32
+
+    g = float(full.penalty) / scale(w)
+    held = np.asarray(folds.held_out())
+    expected = [g * scale(np.where(held[k], 0.0, w)) for k in range(4)]
+    np.testing.assert_allclose(used["penalty"], expected, rtol=1e-3)
+    # With those penalties held fixed, the per-fold path reproduces the predictions.
+    fixed = dataclasses.replace(shared, penalty_grid=None)
+    again, _, _ = crossfit_predict(fixed, jax.random.key(1), X, y, w, folds, used)
+    np.testing.assert_allclose(again, pred, rtol=1e-4, atol=1e-4)
+    # Selecting per fold is a different (valid) estimator, not a relabelling.
+    _, _, used_fold = crossfit_predict(per_fold, jax.random.key(1), X, y, w, folds)
+    assert used_fold["penalty"].shape == (4,)
+    with pytest.raises(ValueError, match="crossfit_tuning must be"):
+        Ridge(crossfit_tuning="each")
+    with pytest.raises(ValueError, match="criterion must be"):
+        Ridge(criterion="aic")
+
+
 def test_ridge_one_pass_crossfit_equals_generic_fold_fits():
     X, y, w = (jnp.asarray(a) for a in _reg_data(n=103, d=3, seed=6))
     t = jnp.asarray((np.arange(103) < 20).astype(np.float32))
     folds = make_folds(jax.random.key(0), t, 5)
     learner = RandomFeatureRidge(n_features=32, penalty=0.5)
-    fast, _ = crossfit_predict(learner, jax.random.key(1), X, y, w, folds)
+    fast, _, _ = crossfit_predict(learner, jax.random.key(1), X, y, w, folds)
     # Generic path: one fit per fold with held-out rows weighted zero, same feature draw.
     slow = np.zeros(103)
     for k in range(5):

@@ -174,6 +174,9 @@ def test_facade_intervals_bracket_the_point_and_validate():
     assert lo.shape == (15,) and np.all(lo < hi)
     # Percentile intervals of 40 replicates need not contain the point everywhere, but nearly always do.
     assert np.mean((lo <= psi) & (psi <= hi)) > 0.8
+    # Nothing is tuned with fixed-penalty ridge, so holding the tuning changes nothing.
+    lo_fixed, hi_fixed = mr.quality_interval(Xt, n_replicates=40, retune=False)
+    np.testing.assert_allclose(np.c_[lo_fixed, hi_fixed], np.c_[lo, hi], rtol=1e-4, atol=1e-4)
     elo, ehi = mr.effect_interval(Xt, n_replicates=40, kind="normal", bootstrap="dirichlet")
     np.testing.assert_allclose((elo + ehi) / 2, mr.effect(Xt), rtol=1e-4, atol=1e-4)  # normal: symmetric
     with pytest.raises(ValueError, match="n_replicates must be at least 2"):

@@ -16,7 +16,9 @@ import numpy as np
 
 from mrjax._typing import Array, PRNGKey
 from mrjax.data._dataset import Dataset, fit_standardizer, standardize
-from mrjax.router._fit import RouterConfig, RouterHyper, fit_router, predict_quality, predict_router_bias
+from mrjax.router._fit import (
+    RouterConfig, RouterHyper, fit_router, fixed_tuning, predict_quality, predict_router_bias,
+)
 
 WEIGHT_KINDS = ("multinomial", "dirichlet", "poisson")
 INTERVAL_KINDS = ("percentile", "basic", "normal")
@@ -94,6 +96,7 @@ def bootstrap_predict(
     hyper: RouterHyper | None = None,
     target: str = "quality",
     chunk: int = 32,
+    retune: bool = True,
 ) -> Array:
     """ψ̂ (``target="quality"``) or Δ̂ (``"bias"``) at queries ``X (m, d)`` under each replicate: ``(B, m)``.
 
@@ -104,6 +107,12 @@ def bootstrap_predict(
     The feature standardisation (label-free centring and scaling) is the point fit's in
     every replicate: it is computed once, so the random-feature maps of the fixed
     design are computed once per chunk instead of once per replicate.
+
+    ``retune=True`` (default) re-selects every tuned choice in every replicate (GCV
+    penalties, a cross-validated λ): tuning is part of the pipeline bootstrapped.
+    ``retune=False`` holds them at the point fit's choices (``router.fixed_tuning``) — the
+    bootstrap conditional on the tuning, about 1.8× faster for the DR Meta-Router because
+    each replicate solves by Cholesky instead of an eigendecomposition per penalty choice.
     """
     if target not in ("quality", "bias"):
         raise ValueError(f"target must be 'quality' or 'bias', got {target!r}")
@@ -117,6 +126,9 @@ def bootstrap_predict(
         std = fit_standardizer(data.features, data.weight)
         data, X = data._replace(features=standardize(std, data.features)), standardize(std, X)
         config = dataclasses.replace(config, standardize=False)
+    if not retune:
+        _, info = fit_router(key, data, config, hyper)
+        config, hyper = fixed_tuning(config, hyper, info)
 
     def one(w):
         fit, _ = fit_router(key, data._replace(weight=data.weight * w), config, hyper)

@@ -7,8 +7,9 @@ A learner is a frozen, hashable dataclass (static under ``jax.jit``) with
 * ``fit(key, X, y, weight, hyper=None) -> params``: a pure function returning a pytree;
 * ``predict(params, X) -> (n,)``: a mean for regression, ``P(y = 1 | x)`` for classification.
 
-Ridge-type learners also offer ``crossfit_predict(key, X, y, weight, folds, hyper)``,
-a fast path that builds every fold's fit from one pass over the data.
+Ridge-type learners also offer ``crossfit_predict(key, X, y, weight, folds, hyper)
+-> (prediction, used_hyper)``, a fast path that builds every fold's fit from one pass over
+the data and reports the hyper-parameters each fold's fit used (per-fold arrays).
 """
 from __future__ import annotations
 
@@ -36,3 +37,10 @@ def check_xyw(X: Array, y: Array, weight: Array) -> None:
         raise ValueError(f"y: expected shape ({n},) to match X {X.shape}, got {y.shape}")
     if weight.shape != (n,):
         raise ValueError(f"weight: expected shape ({n},) to match X {X.shape}, got {weight.shape}")
+
+
+def used_hyper(hyper: dict, params: Any) -> dict:
+    """``hyper`` with the penalty a fit actually used (its GCV choice), where the fit reports one."""
+    if "penalty" in hyper and hasattr(params, "penalty"):
+        return {**hyper, "penalty": params.penalty}
+    return hyper

@@ -56,36 +56,80 @@ def _solve_psd(G: Array, b: Array, penalty: Array) -> Array:
     return jax.scipy.linalg.cho_solve(c, b)
 
 
-def _gcv_solve(G: Array, b: Array, yy: Array, sum_w2: Array, grid: Array) -> tuple[Array, Array]:
-    """Ridge with the penalty chosen by generalised cross-validation, from sufficient statistics.
+class _Spectrum(NamedTuple):
+    sw: Array
+    zbar: Array
+    ybar: Array
+    yyc: Array
+    s: Array
+    V: Array
+    c: Array
+    lams: Array
+    inv: Array
 
-    ``G = [1, Z]ᵀW[1, Z]``, ``b = [1, Z]ᵀWy``, ``yy = yᵀWy``, ``sum_w2 = Σw²``. The intercept
-    is profiled out by weighted centring; one eigendecomposition of the centred Gram
-    gives the residual sum of squares and the degrees of freedom of every penalty
-    ``λ = g · tr(G_c)/p`` on the relative grid ``g``. GCV(λ) = (RSS/Σw) / (1 − df/n_eff)²
-    with Kish's effective size ``n_eff = (Σw)² / Σw²`` (Golub, Heath & Wahba, 1979).
+
+def _spectrum(G: Array, b: Array, yy: Array, grid: Array) -> _Spectrum:
+    """The centred problem's eigendecomposition, shared by the penalty criteria.
+
+    The intercept is profiled out by weighted centring; one eigendecomposition of the
+    centred Gram ``G_c = V diag(s) Vᵀ`` gives every penalty ``λ = g · tr(G_c)/p`` on the
+    relative grid ``g`` at once: ``inv[j] = 1 / (s + λ_j)`` and ``β_j = V (c · inv[j])``.
     """
     sw = G[0, 0]
     zbar, ybar = G[0, 1:] / sw, b[0] / sw
     Gc = G[1:, 1:] - sw * jnp.outer(zbar, zbar)
     bc = b[1:] - sw * zbar * ybar
-    yyc = yy - sw * ybar**2
     s, V = jnp.linalg.eigh(Gc)
     s = jnp.maximum(s, 0.0)
-    c = V.T @ bc
     lams = grid * jnp.trace(Gc) / Gc.shape[0]
     inv = 1.0 / (s[None, :] + lams[:, None])
-    rss = jnp.maximum(yyc - jnp.sum(c[None, :] ** 2 * (2 * inv - s[None, :] * inv**2), axis=1), 0.0)
-    df = 1.0 + jnp.sum(s[None, :] * inv, axis=1)
-    n_eff = sw**2 / sum_w2
+    return _Spectrum(sw, zbar, ybar, yy - sw * ybar**2, s, V, V.T @ bc, lams, inv)
+
+
+def _centred_scale(G: Array) -> Array:
+    """``tr(G_c)/p`` of the centred Gram ``G_c`` (the unit of the relative penalty grid)."""
+    sw = G[0, 0]
+    zbar = G[0, 1:] / sw
+    return (jnp.trace(G[1:, 1:]) - sw * jnp.sum(zbar**2)) / (G.shape[0] - 1)
+
+
+def _gcv_score(sp: _Spectrum, sum_w2: Array) -> tuple[Array, Array]:
+    """GCV(λ) = (RSS/Σw) / (1 − df/n_eff)² with Kish's effective size ``n_eff = (Σw)² / Σw²``
+    (Golub, Heath & Wahba, 1979), for every grid penalty; and which are admissible."""
+    rss = jnp.maximum(sp.yyc - jnp.sum(sp.c[None, :] ** 2 * (2 * sp.inv - sp.s[None, :] * sp.inv**2), axis=1), 0.0)
+    df = 1.0 + jnp.sum(sp.s[None, :] * sp.inv, axis=1)
+    n_eff = sp.sw**2 / sum_w2
     # Near-interpolating fits (df → n_eff) make RSS a float32 cancellation residue;
     # they are excluded rather than trusted.
     ok = df < 0.9 * n_eff
-    gcv = jnp.where(ok, (rss / sw) / jnp.where(ok, 1.0 - df / n_eff, 1.0) ** 2, jnp.inf)
-    best = jnp.where(jnp.any(ok), jnp.argmin(gcv), grid.shape[0] - 1)
-    beta = V @ (c * inv[best])
-    intercept = ybar - zbar @ beta
-    return jnp.concatenate([intercept[None], beta]), lams[best]
+    return (rss / sp.sw) / jnp.where(ok, 1.0 - df / n_eff, 1.0) ** 2, ok
+
+
+def _loo_score(sp: _Spectrum, Z: Array, y: Array, w: Array) -> tuple[Array, Array]:
+    """Exact weighted leave-one-out error (PRESS) for every grid penalty; and which are admissible.
+
+    Row i left out entirely (all its weight) predicts ``y_i − e_i / (1 − h_i)`` with
+    ``h_i = w_i/Σw + w_i (z_i − z̄)ᵀ(G_c + λI)⁻¹(z_i − z̄)`` (Sherman–Morrison), so
+    ``LOO(λ) = Σ w_i (e_i / (1 − h_i))² / Σw`` costs one projection of the design on the
+    eigenvectors beyond GCV. Unlike GCV, which gives every row the average leverage, it
+    does not credit a fit for chasing a few high-leverage, high-variance targets (doubly
+    robust pseudo-outcomes). Penalties whose largest leverage exceeds 0.99 are excluded.
+    A bootstrap count is a weight, so duplicated rows are left out together.
+    """
+    U = (Z[:, 1:] - sp.zbar[None, :]) @ sp.V
+    resid = (y - sp.ybar)[:, None] - (U * sp.c[None, :]) @ sp.inv.T
+    h = (w / sp.sw)[:, None] + w[:, None] * ((U**2) @ sp.inv.T)
+    ok = jnp.max(jnp.where(w[:, None] > 0, h, 0.0), axis=0) < 0.99
+    return jnp.sum(w[:, None] * (resid / jnp.where(ok[None, :], 1.0 - h, 1.0)) ** 2, axis=0) / sp.sw, ok
+
+
+def _select(sp: _Spectrum, score: Array, ok: Array) -> tuple[Array, Array]:
+    """Coefficients at the best admissible grid penalty (the largest if none is admissible)."""
+    score = jnp.where(ok, score, jnp.inf)
+    best = jnp.where(jnp.any(ok), jnp.argmin(score), sp.lams.shape[0] - 1)
+    beta = sp.V @ (sp.c * sp.inv[best])
+    intercept = sp.ybar - sp.zbar @ beta
+    return jnp.concatenate([intercept[None], beta]), sp.lams[best]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,19 +145,44 @@ class Ridge:
     penalty : ridge penalty (hyper-parameter, sweepable).
     features : feature map, :class:`Identity` or :class:`RandomFourier`.
     penalty_grid : optional relative grid (static tuple); when given, the penalty is
-        chosen per fit by generalised cross-validation among ``g · tr(G_c)/p`` and
-        ``penalty`` is ignored. The choice is reported in ``LinearParams.penalty``.
+        chosen per fit among ``g · tr(G_c)/p`` by ``criterion`` and ``penalty`` is
+        ignored. The choice is reported in ``LinearParams.penalty``.
+    criterion : ``"gcv"`` (generalised cross-validation, from the Gram matrix alone) or
+        ``"loo"`` (exact leave-one-out, one more pass over the design; robust to
+        heavy-tailed, heteroscedastic targets such as doubly robust pseudo-outcomes).
+    crossfit_tuning : how ``crossfit_predict`` selects penalties. ``"shared"`` (default):
+        one relative penalty ``g`` selected on all rows, applied to fold k's fit as
+        ``g · tr(G_c,k)/p`` — one eigendecomposition instead of K, so only that one
+        discrete choice sees a row's own label (as when nuisance hyper-parameters are
+        tuned once before cross-fitting). ``"fold"``: each fold's fit selects its own
+        from its training rows alone. On the paper-like simulator the two give the same
+        routing quality (area difference 0.0004 ± 0.0009 over 200 runs at 100 gold,
+        −0.0009 ± 0.0006 over 20 at 1,000) and ``"shared"`` runs the study ~20% faster.
     """
 
     penalty: float = 1.0
     features: FeatureMap = Identity()
     penalty_grid: tuple[float, ...] | None = None
+    criterion: str = "gcv"
+    crossfit_tuning: str = "shared"
     task = "regression"
 
-    def _solve(self, G: Array, b: Array, yy: Array, sum_w2: Array, penalty: Array) -> tuple[Array, Array]:
+    def __post_init__(self):
+        if self.criterion not in ("gcv", "loo"):
+            raise ValueError(f"criterion must be 'gcv' or 'loo', got {self.criterion!r}")
+        if self.crossfit_tuning not in ("shared", "fold"):
+            raise ValueError(f"crossfit_tuning must be 'shared' or 'fold', got {self.crossfit_tuning!r}")
+
+    def _solve(self, G, b, yy, sum_w2, penalty, Z, y, w) -> tuple[Array, Array]:
         if self.penalty_grid is None:
             return _solve_psd(G, b, penalty), penalty
-        return _gcv_solve(G, b, yy, sum_w2, jnp.asarray(self.penalty_grid, G.dtype))
+        return _select(*self._scores(G, b, yy, sum_w2, Z, y, w))
+
+    def _scores(self, G, b, yy, sum_w2, Z, y, w) -> tuple[_Spectrum, Array, Array]:
+        sp = _spectrum(G, b, yy, jnp.asarray(self.penalty_grid, G.dtype))
+        if self.criterion == "loo":
+            return (sp, *_loo_score(sp, Z, y, w))
+        return (sp, *_gcv_score(sp, sum_w2))
 
     def hyper(self) -> dict[str, Array]:
         return {"penalty": jnp.asarray(self.penalty, jnp.float32), **self.features.hyper()}
@@ -125,7 +194,7 @@ class Ridge:
         Z = _design(self.features, fparams, X)
         G = Z.T @ (weight[:, None] * Z)
         b = Z.T @ (weight * y)
-        coef, pen = self._solve(G, b, jnp.sum(weight * y**2), jnp.sum(weight**2), hyper["penalty"])
+        coef, pen = self._solve(G, b, jnp.sum(weight * y**2), jnp.sum(weight**2), hyper["penalty"], Z, y, weight)
         return LinearParams(coef, fparams, jnp.zeros((), Z.dtype), jnp.asarray(pen, Z.dtype))
 
     def predict(self, params: LinearParams, X: Array) -> Array:
@@ -133,11 +202,19 @@ class Ridge:
 
     def crossfit_predict(
         self, key: PRNGKey, X: Array, y: Array, weight: Array, folds: Folds, hyper: Hyper | None = None
-    ) -> Array:
+    ) -> tuple[Array, Hyper]:
         """Out-of-fold predictions from one pass over the data.
 
         Each fold's Gram matrix ``Z_kᵀ W_k Z_k`` is built once; the training Gram of
         fold k is the total minus fold k's own, so K fits cost one pass plus K small solves.
+        ``hyper["penalty"]`` may be () or (K,) (one penalty per fold's fit).
+
+        Returns
+        -------
+        prediction : (n,) array
+        used : the hyper-parameters of the K fits, ``"penalty"`` as a (K,) array (the GCV
+            choices when the penalty is selected); pass it back with ``penalty_grid=None``
+            to refit with the tuning held fixed.
         """
         check_xyw(X, y, weight)
         hyper = self.hyper() if hyper is None else hyper
@@ -150,10 +227,22 @@ class Ridge:
         yyk = jnp.sum(wg * yg**2, axis=1)
         w2k = jnp.sum(wg**2, axis=1)
         train = lambda a: a.sum(0)[None] - a
-        coefs, _ = jax.vmap(self._solve, in_axes=(0, 0, 0, 0, None))(
-            train(Gk), train(bk), train(yyk), train(w2k), hyper["penalty"]
-        )
-        return jnp.sum(Z * coefs[folds.fold_id], axis=1)
+        G, b, yy, w2 = train(Gk), train(bk), train(yyk), train(w2k)
+        if self.penalty_grid is not None and self.crossfit_tuning == "shared":
+            # One relative penalty g, selected on all rows, is applied to every fold's fit
+            # as λ_k = g · tr(G_c,k)/p: one eigendecomposition instead of K.
+            _, lam = self._solve(Gk.sum(0), bk.sum(0), yyk.sum(), w2k.sum(), None, Z, y, weight)
+            rel = lam / _centred_scale(Gk.sum(0))
+            penalty = rel * jax.vmap(_centred_scale)(G)
+            coefs = jax.vmap(_solve_psd)(G, b, penalty)
+            used = penalty
+        else:
+            penalty = jnp.broadcast_to(jnp.asarray(hyper["penalty"], Z.dtype), (folds.n_folds,))
+            train_w = jnp.where(folds.held_out(), 0.0, weight[None, :])
+            coefs, used = jax.vmap(self._solve, in_axes=(0, 0, 0, 0, 0, None, None, 0))(
+                G, b, yy, w2, penalty, Z, y, train_w
+            )
+        return jnp.sum(Z * coefs[folds.fold_id], axis=1), {**hyper, "penalty": used}
 
 
 GCV_GRID = tuple(float(g) for g in 10.0 ** jnp.arange(-5.0, 2.01, 0.5))
@@ -165,10 +254,11 @@ def RandomFeatureRidge(
     """Random Fourier feature (RBF kernel) ridge: :class:`Ridge` on :class:`RandomFourier` features.
 
     ``penalty="gcv"`` (default) selects the penalty per fit by generalised
-    cross-validation on the relative grid ``GCV_GRID``; a number fixes it.
+    cross-validation on the relative grid ``GCV_GRID``, ``"loo"`` by exact leave-one-out
+    error on the same grid; a number fixes it.
     """
-    if penalty == "gcv":
-        return Ridge(penalty=1.0, features=RandomFourier(n_features, bandwidth), penalty_grid=GCV_GRID)
+    if penalty in ("gcv", "loo"):
+        return Ridge(penalty=1.0, features=RandomFourier(n_features, bandwidth), penalty_grid=GCV_GRID, criterion=penalty)
     return Ridge(penalty=float(penalty), features=RandomFourier(n_features, bandwidth))
 
 

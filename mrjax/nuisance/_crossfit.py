@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from mrjax._typing import Array, Hyper, PRNGKey
 from mrjax.data._folds import Folds
-from mrjax.learners._base import Learner
+from mrjax.learners._base import Learner, used_hyper
 
 
 def convergence(params) -> Array:
@@ -48,6 +48,8 @@ def crossfit_predict(
     -------
     prediction : (n,) array; row i comes from a fit with zero weight on row i's fold.
     convergence : () array, see :func:`convergence`.
+    used : the hyper-parameters the fits used: from the ridge family's one-pass path with
+        per-fold values (the GCV-selected penalties as a (K,) array), otherwise ``hyper``.
 
     Notes
     -----
@@ -58,12 +60,13 @@ def crossfit_predict(
     hyper = learner.hyper() if hyper is None else hyper
     if folds is None:
         params = learner.fit(key, X, y, weight, hyper)
-        return learner.predict(params, X), convergence(params)
+        return learner.predict(params, X), convergence(params), used_hyper(hyper, params)
     if hasattr(learner, "crossfit_predict"):
-        return learner.crossfit_predict(key, X, y, weight, folds, hyper), jnp.zeros((), X.dtype)
+        pred, used = learner.crossfit_predict(key, X, y, weight, folds, hyper)
+        return pred, jnp.zeros((), X.dtype), used
     K = folds.n_folds
     train_weight = jnp.where(folds.held_out(), 0.0, weight[None, :])
     keys = jax.random.split(key, K)
     params = jax.vmap(lambda k, w: learner.fit(k, X, y, w, hyper))(keys, train_weight)
     preds = jax.vmap(lambda p: learner.predict(p, X))(params)
-    return preds[folds.fold_id, jnp.arange(X.shape[0])], convergence(params)
+    return preds[folds.fold_id, jnp.arange(X.shape[0])], convergence(params), hyper

@@ -66,7 +66,7 @@ def fit_propensity(
     else:
         if learner.task != "classification":
             raise ValueError(f"the propensity learner must be a classifier, got task {learner.task!r}")
-        raw, conv = crossfit_predict(learner, key, data.features, data.is_gold, data.weight, folds, hyper)
+        raw, conv, _ = crossfit_predict(learner, key, data.features, data.is_gold, data.weight, folds, hyper)
     low, high = clip[0], clip[1]
     clipped = jnp.clip(raw, low, high)
     eps = jnp.finfo(raw.dtype).eps
@@ -87,17 +87,22 @@ def fit_outcome(
     folds: Folds | None,
     arm: str = "all",
     hyper: Hyper | None = None,
-) -> Array:
+) -> tuple[Array, Hyper]:
     """Cross-fitted outcome regression on every row.
 
     ``arm="all"`` gives the marginal mean ``m̂(x) = E[o | x]`` (R-learner);
     ``"gold"`` gives ``μ̂_1(x)`` (fitted on gold rows); ``"preference"`` gives ``μ̂_0(x)``.
     Arms are selected by weights, not indexing, so shapes stay fixed.
+
+    Returns
+    -------
+    prediction : (n,) array
+    used : the hyper-parameters the fits used (see ``crossfit_predict``).
     """
     if learner.task != "regression":
         raise ValueError(f"the outcome learner must be a regressor, got task {learner.task!r}")
     weight = {"all": data.weight, "gold": data.weight * data.is_gold, "preference": data.weight * (1 - data.is_gold)}
     if arm not in weight:
         raise ValueError(f"arm must be 'all', 'gold' or 'preference', got {arm!r}")
-    pred, _ = crossfit_predict(learner, key, data.features, data.label, weight[arm], folds, hyper)
-    return pred
+    pred, _, used = crossfit_predict(learner, key, data.features, data.label, weight[arm], folds, hyper)
+    return pred, used

@@ -8,6 +8,7 @@ from mrjax.router._fit import (
     RouterInfo,
     default_hyper,
     fit_router,
+    fixed_tuning,
     predict_quality,
     predict_router_bias,
 )
@@ -18,6 +19,6 @@ from mrjax.router._rule import route
 
 __all__ = [
     "CV_GRID", "METHODS", "RouterConfig", "RouterFit", "RouterHyper", "RouterInfo", "default_hyper",
-    "fit_router", "predict_quality", "predict_router_bias", "route",
+    "fit_router", "fixed_tuning", "predict_quality", "predict_router_bias", "route",
     "USAGE_GRID", "GainSummary", "RunCurves", "efficiency_curve", "random_curve", "run_curves", "summarize_gain",
 ]

@@ -22,7 +22,7 @@ from mrjax.cate._cate import CateConfig, CateHyper, CateInfo, default_cate_hyper
 from mrjax.data._dataset import Dataset, Standardizer, fit_standardizer, standardize
 from mrjax.data._folds import make_folds
 from mrjax.data._scale import SCALE_METHODS, ScaleMethod, scale_constant
-from mrjax.learners._base import Learner
+from mrjax.learners._base import Learner, used_hyper
 from mrjax.learners._linear import RandomFeatureRidge
 
 METHODS = ("meta", "golden", "preference", "pooled", "mean_shift", "all_golden")
@@ -123,6 +123,7 @@ class RouterInfo(NamedTuple):
     n_nonfinite : () int, non-finite training targets (after debiasing) — should be 0.
     preference_weight : () the λ used (the cross-validated choice with a grid).
     cv_loss : (G,) cross-validated gold loss per grid value (empty without a grid).
+    quality_hyper : dict, the hyper-parameters ψ̂'s fit used (its GCV penalty).
     """
 
     scale_constant: Array
@@ -131,6 +132,7 @@ class RouterInfo(NamedTuple):
     n_nonfinite: Array
     preference_weight: Array
     cv_loss: Array
+    quality_hyper: dict
 
 
 def _empty_cate_info() -> CateInfo:
@@ -213,8 +215,35 @@ def fit_router(
     n_nonfinite = jnp.sum(~jnp.isfinite(target) & (weight > 0))
     target = jnp.where(weight > 0, target, 0.0)
     quality = config.quality_learner.fit(k_q, X, target, weight, hyper.quality)
-    info = RouterInfo(c, cate_info, shift, n_nonfinite, jnp.asarray(lam, o.dtype), cv_loss)
+    info = RouterInfo(
+        c, cate_info, shift, n_nonfinite, jnp.asarray(lam, o.dtype), cv_loss, used_hyper(hyper.quality, quality)
+    )
     return RouterFit(std, c, quality, cate_fit), info
+
+
+def fixed_tuning(config: RouterConfig, hyper: RouterHyper | None, info: RouterInfo) -> tuple[RouterConfig, RouterHyper]:
+    """The configuration and hyper-parameters that refit with a fit's tuning held fixed.
+
+    Every GCV-selected ridge penalty (one per fold for cross-fitted nuisances) and a
+    cross-validated λ are replaced by the values ``info`` reports, and the learners that
+    selected them by fixed-penalty copies. ``fit_router`` with the result on the same data
+    reproduces the fit (to float rounding); on re-weighted data (a bootstrap replicate) it
+    refits everything except the tuning — a Cholesky solve where GCV needs an
+    eigendecomposition.
+    """
+    hyper = default_hyper(config) if hyper is None else hyper
+
+    def fix(learner):
+        return dataclasses.replace(learner, penalty_grid=None) if getattr(learner, "penalty_grid", None) else learner
+
+    cate = dataclasses.replace(
+        config.cate, outcome_learner=fix(config.cate.outcome_learner), effect_learner=fix(config.cate.effect_learner)
+    )
+    fixed = dataclasses.replace(config, cate=cate, quality_learner=fix(config.quality_learner), preference_weight_grid=None)
+    cate_hyper = hyper.cate
+    if config.method == "meta":
+        cate_hyper = cate_hyper._replace(outcome=info.cate.outcome_hyper, effect=info.cate.effect_hyper)
+    return fixed, hyper._replace(preference_weight=info.preference_weight, cate=cate_hyper, quality=info.quality_hyper)
 
 
 def _select_preference_weight(key, data, config: RouterConfig, hyper: RouterHyper, gold_label, known_propensity):
