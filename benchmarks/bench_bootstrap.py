@@ -33,7 +33,7 @@ from mrjax.router import RouterConfig
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--replicates", type=int, default=1000)
-    p.add_argument("--chunk", type=int, default=32)
+    p.add_argument("--chunk", type=int, default=None, help="replicates per vmapped chunk (default: bootstrap_predict's)")
     p.add_argument("--econml-replicates", type=int, default=10)
     p.add_argument("--n-gold", type=int, default=100)
     p.add_argument("--n-preference", type=int, default=3900)
