@@ -109,10 +109,10 @@ def bootstrap_predict(
     every replicate: it is computed once, so the random-feature maps of the fixed
     design are computed once per chunk instead of once per replicate.
 
-    ``retune=True`` (default) re-selects every tuned choice in every replicate (GCV
+    ``retune=True`` (default) re-selects every tuned choice in every replicate (selected
     penalties, a cross-validated λ): tuning is part of the pipeline bootstrapped.
     ``retune=False`` holds them at the point fit's choices (``router.fixed_tuning``) — the
-    bootstrap conditional on the tuning, about 1.8× faster for the DR Meta-Router because
+    bootstrap conditional on the tuning, about 1.6× faster for the DR Meta-Router because
     each replicate solves by Cholesky instead of an eigendecomposition per penalty choice.
     """
     if target not in ("quality", "bias"):

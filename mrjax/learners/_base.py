@@ -40,7 +40,7 @@ def check_xyw(X: Array, y: Array, weight: Array) -> None:
 
 
 def used_hyper(hyper: dict, params: Any) -> dict:
-    """``hyper`` with the penalty a fit actually used (its GCV choice), where the fit reports one."""
+    """``hyper`` with the penalty a fit actually used (its selected one), where the fit reports one."""
     if "penalty" in hyper and hasattr(params, "penalty"):
         return {**hyper, "penalty": params.penalty}
     return hyper

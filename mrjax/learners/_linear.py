@@ -81,7 +81,7 @@ def _spectrum(G: Array, b: Array, yy: Array, grid: Array) -> _Spectrum:
     bc = b[1:] - sw * zbar * ybar
     s, V = jnp.linalg.eigh(Gc)
     s = jnp.maximum(s, 0.0)
-    lams = grid * jnp.trace(Gc) / Gc.shape[0]
+    lams = grid * _centred_scale(G)
     inv = 1.0 / (s[None, :] + lams[:, None])
     return _Spectrum(sw, zbar, ybar, yy - sw * ybar**2, s, V, V.T @ bc, lams, inv)
 
@@ -123,10 +123,14 @@ def _loo_score(sp: _Spectrum, Z: Array, y: Array, w: Array) -> tuple[Array, Arra
     return jnp.sum(w[:, None] * (resid / jnp.where(ok[None, :], 1.0 - h, 1.0)) ** 2, axis=0) / sp.sw, ok
 
 
+def _best(score: Array, ok: Array) -> Array:
+    """Index of the best admissible grid penalty (the largest if none is admissible)."""
+    return jnp.where(jnp.any(ok), jnp.argmin(jnp.where(ok, score, jnp.inf)), score.shape[0] - 1)
+
+
 def _select(sp: _Spectrum, score: Array, ok: Array) -> tuple[Array, Array]:
-    """Coefficients at the best admissible grid penalty (the largest if none is admissible)."""
-    score = jnp.where(ok, score, jnp.inf)
-    best = jnp.where(jnp.any(ok), jnp.argmin(score), sp.lams.shape[0] - 1)
+    """Coefficients at the best admissible grid penalty."""
+    best = _best(score, ok)
     beta = sp.V @ (sp.c * sp.inv[best])
     intercept = sp.ybar - sp.zbar @ beta
     return jnp.concatenate([intercept[None], beta]), sp.lams[best]
@@ -226,16 +230,15 @@ class Ridge:
         bk = jnp.einsum("kmp,km->kp", Zg, wg * yg)
         yyk = jnp.sum(wg * yg**2, axis=1)
         w2k = jnp.sum(wg**2, axis=1)
-        train = lambda a: a.sum(0)[None] - a
-        G, b, yy, w2 = train(Gk), train(bk), train(yyk), train(w2k)
+        total = [a.sum(0) for a in (Gk, bk, yyk, w2k)]
+        G, b, yy, w2 = (t[None] - a for t, a in zip(total, (Gk, bk, yyk, w2k)))
         if self.penalty_grid is not None and self.crossfit_tuning == "shared":
             # One relative penalty g, selected on all rows, is applied to every fold's fit
             # as λ_k = g · tr(G_c,k)/p: one eigendecomposition instead of K.
-            _, lam = self._solve(Gk.sum(0), bk.sum(0), yyk.sum(), w2k.sum(), None, Z, y, weight)
-            rel = lam / _centred_scale(Gk.sum(0))
-            penalty = rel * jax.vmap(_centred_scale)(G)
-            coefs = jax.vmap(_solve_psd)(G, b, penalty)
-            used = penalty
+            _, score, ok = self._scores(*total, Z, y, weight)
+            g = jnp.asarray(self.penalty_grid, Z.dtype)[_best(score, ok)]
+            used = g * jax.vmap(_centred_scale)(G)
+            coefs = jax.vmap(_solve_psd)(G, b, used)
         else:
             penalty = jnp.broadcast_to(jnp.asarray(hyper["penalty"], Z.dtype), (folds.n_folds,))
             train_w = jnp.where(folds.held_out(), 0.0, weight[None, :])

@@ -49,7 +49,7 @@ def crossfit_predict(
     prediction : (n,) array; row i comes from a fit with zero weight on row i's fold.
     convergence : () array, see :func:`convergence`.
     used : the hyper-parameters the fits used: from the ridge family's one-pass path with
-        per-fold values (the GCV-selected penalties as a (K,) array), otherwise ``hyper``.
+        per-fold values (the selected penalties as a (K,) array), otherwise ``hyper``.
 
     Notes
     -----

@@ -123,7 +123,7 @@ class RouterInfo(NamedTuple):
     n_nonfinite : () int, non-finite training targets (after debiasing) — should be 0.
     preference_weight : () the λ used (the cross-validated choice with a grid).
     cv_loss : (G,) cross-validated gold loss per grid value (empty without a grid).
-    quality_hyper : dict, the hyper-parameters ψ̂'s fit used (its GCV penalty).
+    quality_hyper : dict, the hyper-parameters ψ̂'s fit used (its selected penalty).
     """
 
     scale_constant: Array
@@ -224,11 +224,11 @@ def fit_router(
 def fixed_tuning(config: RouterConfig, hyper: RouterHyper | None, info: RouterInfo) -> tuple[RouterConfig, RouterHyper]:
     """The configuration and hyper-parameters that refit with a fit's tuning held fixed.
 
-    Every GCV-selected ridge penalty (one per fold for cross-fitted nuisances) and a
+    Every selected ridge penalty (GCV or leave-one-out; one per fold for cross-fitted nuisances) and a
     cross-validated λ are replaced by the values ``info`` reports, and the learners that
     selected them by fixed-penalty copies. ``fit_router`` with the result on the same data
     reproduces the fit (to float rounding); on re-weighted data (a bootstrap replicate) it
-    refits everything except the tuning — a Cholesky solve where GCV needs an
+    refits everything except the tuning — a Cholesky solve where selection needs an
     eigendecomposition.
     """
     hyper = default_hyper(config) if hyper is None else hyper
