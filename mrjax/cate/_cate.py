@@ -170,6 +170,19 @@ class CateInfo(NamedTuple):
     effect_hyper: tuple = ()
 
 
+def fit_keys(key: PRNGKey) -> tuple[PRNGKey, PRNGKey]:
+    """``(fold key, learner key)`` of a fit.
+
+    Every learner of one fit — propensity, outcome, effect, and the router's quality
+    learner — is fitted with the same learner key, so random-feature learners share one
+    random basis: a fit computes its design matrix once (under ``jit``, equal computations
+    are merged), Gram matrices of equal weights once, and methods fitted with the same key
+    differ only in what they do, not in their basis (common random numbers).
+    """
+    k_fold, k_learn = jax.random.split(key)
+    return k_fold, k_learn
+
+
 def _with_treatment(X: Array, t: Array) -> Array:
     return jnp.concatenate([X, t[:, None]], axis=1)
 
@@ -210,7 +223,7 @@ def fit_cate(
     info : CateInfo
     """
     hyper = default_cate_hyper(config) if hyper is None else hyper
-    k_fold, k_p, k_o1, k_o2, k_e1, k_e2 = jax.random.split(key, 6)
+    k_fold, k_learn = fit_keys(key)
     if folds is None and config.n_folds >= 2:
         folds = make_folds(k_fold, data.is_gold, config.n_folds)
     if config.n_folds == 0:
@@ -226,50 +239,50 @@ def fit_cate(
         # diagnostics come from that same fit in-sample, not from K extra cross-fitted fits.
         p_folds = None if config.kind == "x" else folds
         p, p_info = fit_propensity(
-            k_p, data, config.propensity_learner, p_folds, hyper.propensity_clip, hyper.propensity, known_propensity
+            k_learn, data, config.propensity_learner, p_folds, hyper.propensity_clip, hyper.propensity, known_propensity
         )
 
     h_out = lambda i: _model_hyper(hyper.outcome, i)
     h_eff = lambda i: _model_hyper(hyper.effect, i)
     if config.kind == "r":
-        m, m_used = fit_outcome(k_o1, data, out, folds, "all", h_out(0))
+        m, m_used = fit_outcome(k_learn, data, out, folds, "all", h_out(0))
         resid_t = t - p
         keep = jnp.abs(resid_t) > hyper.pseudo_mask
         weight = w * resid_t**2 * keep
         n_masked = jnp.sum(~keep & (w > 0))
-        params = (_effect_fit(eff, k_e1, X, (o - m) / resid_t, weight, h_eff(0)),)
+        params = (_effect_fit(eff, k_learn, X, (o - m) / resid_t, weight, h_eff(0)),)
         outcome_used = (m_used,)
     elif config.kind == "dr":
-        mu1, mu1_used = fit_outcome(k_o1, data, out, folds, "gold", h_out(0))
-        mu0, mu0_used = fit_outcome(k_o2, data, out, folds, "preference", h_out(1))
+        mu1, mu1_used = fit_outcome(k_learn, data, out, folds, "gold", h_out(0))
+        mu0, mu0_used = fit_outcome(k_learn, data, out, folds, "preference", h_out(1))
         mu_t = jnp.where(t > 0.5, mu1, mu0)
         phi = (t - p) / (p * (1 - p)) * (o - mu_t) + mu1 - mu0
         keep = p * (1 - p) > hyper.pseudo_mask
         n_masked = jnp.sum(~keep & (w > 0))
-        params = (_effect_fit(eff, k_e1, X, phi, w * keep, h_eff(0)),)
+        params = (_effect_fit(eff, k_learn, X, phi, w * keep, h_eff(0)),)
         outcome_used = (mu1_used, mu0_used)
     elif config.kind == "t":
         params = (
-            out.fit(k_o1, X, o, w * t, h_out(0)),
-            out.fit(k_o2, X, o, w * (1 - t), h_out(1)),
+            out.fit(k_learn, X, o, w * t, h_out(0)),
+            out.fit(k_learn, X, o, w * (1 - t), h_out(1)),
         )
         outcome_used = tuple(used_hyper(h_out(i), q) for i, q in enumerate(params))
     elif config.kind == "s":
-        params = (out.fit(k_o1, _with_treatment(X, t), o, w, h_out(0)),)
+        params = (out.fit(k_learn, _with_treatment(X, t), o, w, h_out(0)),)
         outcome_used = (used_hyper(h_out(0), params[0]),)
     else:  # x
         # μ̂_0 never sees gold rows and μ̂_1 never sees preference rows, so the imputed
         # effects are out-of-sample without cross-fitting.
-        mu1_params = out.fit(k_o1, X, o, w * t, h_out(0))
-        mu0_params = out.fit(k_o2, X, o, w * (1 - t), h_out(1))
+        mu1_params = out.fit(k_learn, X, o, w * t, h_out(0))
+        mu0_params = out.fit(k_learn, X, o, w * (1 - t), h_out(1))
         d1 = o - out.predict(mu0_params, X)
         d0 = out.predict(mu1_params, X) - o
-        tau1 = eff.fit(k_e1, X, d1, w * t, h_eff(0))
-        tau0 = eff.fit(k_e2, X, d0, w * (1 - t), h_eff(1))
+        tau1 = eff.fit(k_learn, X, d1, w * t, h_eff(0))
+        tau0 = eff.fit(k_learn, X, d0, w * (1 - t), h_eff(1))
         if config.propensity_learner is None:
             g = jnp.mean(p)  # a known propensity enters as a constant mixing weight
         else:
-            g = config.propensity_learner.fit(k_p, X, t, w, hyper.propensity)
+            g = config.propensity_learner.fit(k_learn, X, t, w, hyper.propensity)
         params = (tau1, tau0, g)
         outcome_used = (used_hyper(h_out(0), mu1_params), used_hyper(h_out(1), mu0_params))
 

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from mrjax._typing import Array, PRNGKey
-from mrjax.cate._cate import CateConfig, CateHyper, CateInfo, default_cate_hyper, fit_cate, predict_bias
+from mrjax.cate._cate import CateConfig, CateHyper, CateInfo, default_cate_hyper, fit_cate, fit_keys, predict_bias
 from mrjax.data._dataset import Dataset, Standardizer, fit_standardizer, standardize
 from mrjax.data._folds import make_folds
 from mrjax.data._scale import SCALE_METHODS, ScaleMethod, scale_constant
@@ -175,7 +175,7 @@ def fit_router(
         hyper = hyper._replace(preference_weight=lam)
         fit, info = fit_router(key, data, config, hyper, gold_label, known_propensity)
         return fit, info._replace(cv_loss=cv_loss)
-    k_cate, k_q = jax.random.split(key)
+    _, k_q = fit_keys(key)  # the CATE's learner key: one random basis for the whole fit
     t, w = data.is_gold, data.weight
     if config.standardize:
         std = fit_standardizer(data.features, w)
@@ -192,7 +192,7 @@ def fit_router(
     shift = jnp.zeros((), o.dtype)
 
     if config.method == "meta":
-        cate_fit, cate_info = fit_cate(k_cate, scaled, config.cate, hyper.cate, known_propensity)
+        cate_fit, cate_info = fit_cate(key, scaled, config.cate, hyper.cate, known_propensity)
         target = jnp.where(t > 0.5, o, o + predict_bias(config.cate, cate_fit, X))
         weight = w * jnp.where(t > 0.5, 1.0, lam)
     elif config.method == "golden":
