@@ -153,12 +153,13 @@ def _ridge_np(A, y, w, lam):
     return np.linalg.solve(A.T @ (w[:, None] * A) + P, A.T @ (w * y))
 
 
-@pytest.mark.parametrize("criterion", ["loo", "gcv"])
+@pytest.mark.parametrize("criterion", ["loo", "gcv", "loo_1se"])
 def test_penalty_selection_matches_brute_force(criterion):
     """LOO: every grid penalty's weighted leave-one-row-out error from n explicit refits
     (a weight-3 row — a bootstrap count — leaves as a whole; zero-weight rows do not
     count); GCV: RSS and trace of the hat matrix from explicit fits. The selected penalty
-    and coefficients must match the brute-force argmin."""
+    and coefficients must match the brute-force argmin — for ``loo_1se``, the largest
+    penalty within one standard error (of the weighted mean of the n LOO losses) of it."""
     rng = np.random.default_rng(11)
     X = rng.normal(size=(40, 10)).astype(np.float32)  # many weak features: a penalty pays
     y = (0.8 * X[:, 0] + 0.5 * X[:, 1] + rng.normal(size=40)).astype(np.float32)
@@ -172,12 +173,14 @@ def test_penalty_selection_matches_brute_force(criterion):
     zbar = wd @ Xd / wd.sum()
     Gc = (Xd - zbar).T @ (wd[:, None] * (Xd - zbar))
     lams = np.asarray(grid) * np.trace(Gc) / 10
-    scores = []
+    scores, ses = [], []
     for lam in lams:
-        if criterion == "loo":
+        if criterion.startswith("loo"):
             err = [(yd[i] - A[i] @ _ridge_np(np.delete(A, i, 0), np.delete(yd, i), np.delete(wd, i), lam)) ** 2
                    for i in range(40)]
-            scores.append(np.sum(wd * np.asarray(err)) / wd.sum())
+            loss = wd * np.asarray(err)
+            scores.append(loss.sum() / wd.sum())
+            ses.append(np.sqrt(np.sum((loss - scores[-1] * wd) ** 2)) / wd.sum())
         else:
             beta = _ridge_np(A, yd, wd, lam)
             hat = A @ np.linalg.solve(A.T @ (wd[:, None] * A) + lam * np.diag([0.0] + [1.0] * 10), A.T * wd)
@@ -187,11 +190,15 @@ def test_penalty_selection_matches_brute_force(criterion):
     Z = jnp.asarray(A, jnp.float32)
     wj, yj = jnp.asarray(w), jnp.asarray(y)
     G, b = Z.T @ (wj[:, None] * Z), Z.T @ (wj * yj)
-    _, ours, ok = learner._scores(G, b, jnp.sum(wj * yj**2), jnp.sum(wj**2), Z, yj, wj)
+    _, ours, ok, _ = learner._scores(G, b, jnp.sum(wj * yj**2), jnp.sum(wj**2), Z, yj, wj)
     assert bool(np.all(ok))
     np.testing.assert_allclose(ours, scores, rtol=2e-3)
     best = int(np.argmin(scores))
     assert 0 < best < len(grid) - 1, "the test problem should select an interior penalty"
+    if criterion == "loo_1se":
+        within = np.flatnonzero(np.asarray(scores) <= scores[best] + ses[best])
+        assert within.max() > best, "the one-SE rule should pick a larger penalty here"
+        best = int(within.max())
     np.testing.assert_allclose(float(params.penalty), lams[best], rtol=1e-4)
     np.testing.assert_allclose(params.coef, _ridge_np(A, yd, wd, lams[best]), rtol=1e-3, atol=1e-4)
 
@@ -227,6 +234,8 @@ def test_shared_crossfit_tuning_applies_the_full_data_choice_to_every_fold():
         Ridge(crossfit_tuning="each")
     with pytest.raises(ValueError, match="criterion must be"):
         Ridge(criterion="aic")
+    with pytest.raises(ValueError, match="penalty must be a number or one of"):
+        RandomFeatureRidge(penalty="lo")
 
 
 def test_ridge_one_pass_crossfit_equals_generic_fold_fits():

@@ -105,8 +105,9 @@ def _gcv_score(sp: _Spectrum, sum_w2: Array) -> tuple[Array, Array]:
     return (rss / sp.sw) / jnp.where(ok, 1.0 - df / n_eff, 1.0) ** 2, ok
 
 
-def _loo_score(sp: _Spectrum, Z: Array, y: Array, w: Array) -> tuple[Array, Array]:
-    """Exact weighted leave-one-out error (PRESS) for every grid penalty; and which are admissible.
+def _loo_score(sp: _Spectrum, Z: Array, y: Array, w: Array) -> tuple[Array, Array, Array]:
+    """Exact weighted leave-one-out error (PRESS) for every grid penalty, which are
+    admissible, and the standard error of each score.
 
     Row i left out entirely (all its weight) predicts ``y_i − e_i / (1 − h_i)`` with
     ``h_i = w_i/Σw + w_i (z_i − z̄)ᵀ(G_c + λI)⁻¹(z_i − z̄)`` (Sherman–Morrison), so
@@ -114,13 +115,18 @@ def _loo_score(sp: _Spectrum, Z: Array, y: Array, w: Array) -> tuple[Array, Arra
     eigenvectors beyond GCV. Unlike GCV, which gives every row the average leverage, it
     does not credit a fit for chasing a few high-leverage, high-variance targets (doubly
     robust pseudo-outcomes). Penalties whose largest leverage exceeds 0.99 are excluded.
-    A bootstrap count is a weight, so duplicated rows are left out together.
+    A bootstrap count is a weight, so duplicated rows are left out together. The standard
+    error is the ratio estimator's, ``sqrt(Σ (w_i ẽ_i² − LOO·w_i)²) / Σw`` (``ẽ_i`` the
+    left-out residual): for unit weights, the sample standard deviation of ``ẽ_i²`` over ``√n``.
     """
     U = (Z[:, 1:] - sp.zbar[None, :]) @ sp.V
     resid = (y - sp.ybar)[:, None] - (U * sp.c[None, :]) @ sp.inv.T
     h = (w / sp.sw)[:, None] + w[:, None] * ((U**2) @ sp.inv.T)
     ok = jnp.max(jnp.where(w[:, None] > 0, h, 0.0), axis=0) < 0.99
-    return jnp.sum(w[:, None] * (resid / jnp.where(ok[None, :], 1.0 - h, 1.0)) ** 2, axis=0) / sp.sw, ok
+    loss = w[:, None] * (resid / jnp.where(ok[None, :], 1.0 - h, 1.0)) ** 2
+    score = jnp.sum(loss, axis=0) / sp.sw
+    se = jnp.sqrt(jnp.sum((loss - score[None, :] * w[:, None]) ** 2, axis=0)) / sp.sw
+    return score, ok, se
 
 
 def _best(score: Array, ok: Array) -> Array:
@@ -128,12 +134,22 @@ def _best(score: Array, ok: Array) -> Array:
     return jnp.where(jnp.any(ok), jnp.argmin(jnp.where(ok, score, jnp.inf)), score.shape[0] - 1)
 
 
-def _select(sp: _Spectrum, score: Array, ok: Array) -> tuple[Array, Array]:
-    """Coefficients at the best admissible grid penalty."""
+def _one_se(sp: _Spectrum, score: Array, ok: Array, se: Array) -> Array:
+    """Index of the largest admissible penalty whose score is within one standard error of
+    the best score (the one-standard-error rule; Breiman et al., 1984, §3.4.3)."""
     best = _best(score, ok)
+    within = ok & (score <= score[best] + se[best])
+    return jnp.where(jnp.any(ok), jnp.argmax(jnp.where(within, sp.lams, -jnp.inf)), best)
+
+
+def _select(sp: _Spectrum, best: Array) -> tuple[Array, Array]:
+    """Coefficients at grid penalty ``best``."""
     beta = sp.V @ (sp.c * sp.inv[best])
     intercept = sp.ybar - sp.zbar @ beta
     return jnp.concatenate([intercept[None], beta]), sp.lams[best]
+
+
+CRITERIA = ("gcv", "loo", "loo_1se")  # penalty-selection criteria of Ridge
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,9 +167,12 @@ class Ridge:
     penalty_grid : optional relative grid (static tuple); when given, the penalty is
         chosen per fit among ``g · tr(G_c)/p`` by ``criterion`` and ``penalty`` is
         ignored. The choice is reported in ``LinearParams.penalty``.
-    criterion : ``"gcv"`` (generalised cross-validation, from the Gram matrix alone) or
+    criterion : ``"gcv"`` (generalised cross-validation, from the Gram matrix alone),
         ``"loo"`` (exact leave-one-out, one more pass over the design; robust to
-        heavy-tailed, heteroscedastic targets such as doubly robust pseudo-outcomes).
+        heavy-tailed, heteroscedastic targets such as doubly robust pseudo-outcomes), or
+        ``"loo_1se"``: the largest penalty whose leave-one-out error is within one
+        standard error of the smallest — a fit that only acts on structure the data
+        distinguish from noise (the X-learner's default final stage).
     crossfit_tuning : how ``crossfit_predict`` selects penalties. ``"shared"`` (default):
         one relative penalty ``g`` selected on all rows, applied to fold k's fit as
         ``g · tr(G_c,k)/p`` — one eigendecomposition instead of K, so only that one
@@ -172,21 +191,27 @@ class Ridge:
     task = "regression"
 
     def __post_init__(self):
-        if self.criterion not in ("gcv", "loo"):
-            raise ValueError(f"criterion must be 'gcv' or 'loo', got {self.criterion!r}")
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"criterion must be one of {CRITERIA}, got {self.criterion!r}")
         if self.crossfit_tuning not in ("shared", "fold"):
             raise ValueError(f"crossfit_tuning must be 'shared' or 'fold', got {self.crossfit_tuning!r}")
 
     def _solve(self, G, b, yy, sum_w2, penalty, Z, y, w) -> tuple[Array, Array]:
         if self.penalty_grid is None:
             return _solve_psd(G, b, penalty), penalty
-        return _select(*self._scores(G, b, yy, sum_w2, Z, y, w))
+        sp, _, _, pick = self._scores(G, b, yy, sum_w2, Z, y, w)
+        return _select(sp, pick)
 
-    def _scores(self, G, b, yy, sum_w2, Z, y, w) -> tuple[_Spectrum, Array, Array]:
+    def _scores(self, G, b, yy, sum_w2, Z, y, w) -> tuple[_Spectrum, Array, Array, Array]:
+        """The spectrum, the criterion at every grid penalty, which are admissible, and
+        the index of the selected one."""
         sp = _spectrum(G, b, yy, jnp.asarray(self.penalty_grid, G.dtype))
-        if self.criterion == "loo":
-            return (sp, *_loo_score(sp, Z, y, w))
-        return (sp, *_gcv_score(sp, sum_w2))
+        if self.criterion == "gcv":
+            score, ok = _gcv_score(sp, sum_w2)
+            return sp, score, ok, _best(score, ok)
+        score, ok, se = _loo_score(sp, Z, y, w)
+        pick = _best(score, ok) if self.criterion == "loo" else _one_se(sp, score, ok, se)
+        return sp, score, ok, pick
 
     def hyper(self) -> dict[str, Array]:
         return {"penalty": jnp.asarray(self.penalty, jnp.float32), **self.features.hyper()}
@@ -235,8 +260,8 @@ class Ridge:
         if self.penalty_grid is not None and self.crossfit_tuning == "shared":
             # One relative penalty g, selected on all rows, is applied to every fold's fit
             # as λ_k = g · tr(G_c,k)/p: one eigendecomposition instead of K.
-            _, score, ok = self._scores(*total, Z, y, weight)
-            g = jnp.asarray(self.penalty_grid, Z.dtype)[_best(score, ok)]
+            _, _, _, pick = self._scores(*total, Z, y, weight)
+            g = jnp.asarray(self.penalty_grid, Z.dtype)[pick]
             used = g * jax.vmap(_centred_scale)(G)
             coefs = jax.vmap(_solve_psd)(G, b, used)
         else:
@@ -258,9 +283,12 @@ def RandomFeatureRidge(
 
     ``penalty="gcv"`` (default) selects the penalty per fit by generalised
     cross-validation on the relative grid ``GCV_GRID``, ``"loo"`` by exact leave-one-out
-    error on the same grid; a number fixes it.
+    error on the same grid, ``"loo_1se"`` by the one-standard-error rule on it (see
+    :class:`Ridge`); a number fixes it.
     """
-    if penalty in ("gcv", "loo"):
+    if isinstance(penalty, str) and penalty not in CRITERIA:
+        raise ValueError(f"penalty must be a number or one of {CRITERIA}, got {penalty!r}")
+    if penalty in CRITERIA:
         return Ridge(penalty=1.0, features=RandomFourier(n_features, bandwidth), penalty_grid=GCV_GRID, criterion=penalty)
     return Ridge(penalty=float(penalty), features=RandomFourier(n_features, bandwidth))
 
