@@ -12,6 +12,7 @@ Needs the ``[bench]`` extra (scikit-learn; econml for ``--econml``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -55,6 +56,12 @@ def pool_split(k, pool, config):
 RF_METHODS = ("meta_r", "meta_dr", "golden", "preference", "pooled", "all_golden")
 
 
+def per_run_area(efficiency, random):
+    """(R, M) raw area under each run's efficiency-gain curve (normalised by 1)."""
+    return np.stack([summarize_gain(efficiency[r:r + 1], random[r:r + 1], np.ones(1), normalize=1.0).area
+                     for r in range(len(efficiency))])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=10)
@@ -62,14 +69,15 @@ def main(argv=None):
     p.add_argument("--data", default="simulator", choices=["simulator", "routellm-mmlu", "routellm-gsm8k"])
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default="benchmarks/results/bench_peers.json")
+    p.add_argument("--study-runs", type=int, default=200,
+                   help="also time mrjax's whole study of this many runs (fresh compile; 0: skip) against "
+                        "the RF pipeline's measured per-run time times this many runs")
     args = p.parse_args(argv)
     key = jax.random.key(0)
     config = StudyConfig(n_runs=args.runs, batch_size=min(args.runs, 50))
     run_fn, pool = None, None
     if args.data != "simulator":
         pool = load_routellm(args.data_dir, args.data.split("-", 1)[1])
-        import dataclasses
-
         config = dataclasses.replace(config, n_preference=pool.embedding.shape[0] - config.n_test - config.n_gold)
         E, GL, PL = (jnp.asarray(a) for a in (pool.embedding, pool.gold_gain, pool.preference_label))
         run_fn = lambda k: pool_run(k, E, GL, PL, config)  # noqa: E731
@@ -111,22 +119,49 @@ def main(argv=None):
     sp = summarize_gain(E, np.stack(rnd), np.asarray(orc), normalize="oracle")
     for i, name in enumerate(peers):
         rows[name] = {"area": sp.area[i], "peak": sp.peak[i], "rmse": float(np.mean(rmse[name])), "seconds": seconds[name]}
+    # Paired per-run differences in raw efficiency-gain area (± standard error over runs):
+    # the comparisons the accuracy targets ask for, on identical runs.
+    area = dict(zip([f"mrjax:{m}" for m in res.methods], per_run_area(res.efficiency, res.random).T))
+    area.update(zip(peers, per_run_area(E, np.stack(rnd)).T))
+    refs = [p_ for p_ in ("mrjax:pooled", "mrjax:golden", "rf:meta_r", "rf:meta_dr") if p_ in area]
+    paired = {}
+    for a in (f"mrjax:{m}" for m in res.methods if m.startswith("meta")):
+        for b in refs:
+            d = area[a] - area[b]
+            paired[f"{a} - {b}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
     rf_total = sum(v for k_, v in seconds.items() if k_.startswith("rf:"))
+    study_seconds = None
+    if args.study_runs:
+        # The whole study as a user runs it: its own batch size, so a fresh compilation.
+        big = dataclasses.replace(config, n_runs=args.study_runs, batch_size=StudyConfig().batch_size)
+        big_fn = None if pool is None else (lambda k: pool_run(k, E, GL, PL, big))
+        study_seconds = run_study(jax.random.key(1), big, run_fn=big_fn, progress=False).seconds
     summary = {"data": args.data, "runs": args.runs, "device": str(jax.devices()[0]), "mrjax_seconds_incl_compile": mrjax_total,
                "mrjax_seconds_steady": mrjax_steady, "mrjax_methods": list(res.methods),
                "rf_seconds_total": rf_total, "speedup_incl_compile": rf_total / mrjax_total,
                "speedup_steady": rf_total / mrjax_steady,
-               "rows": {k_: {kk: float(vv) for kk, vv in v.items()} for k_, v in rows.items()}}
+               "study_runs": args.study_runs, "mrjax_study_seconds": study_seconds,
+               "rf_study_seconds_extrapolated": rf_total / args.runs * args.study_runs,
+               "speedup_study": None if study_seconds is None else rf_total / args.runs * args.study_runs / study_seconds,
+               "rows": {k_: {kk: float(vv) for kk, vv in v.items()} for k_, v in rows.items()},
+               "paired_raw_area": paired}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(summary, f, indent=2)
     print(f"{args.runs} identical runs of {args.data} on {summary['device']}")
     print(f"mrjax, all {len(res.methods)} methods: {mrjax_total:.1f}s incl. compile, {mrjax_steady:.1f}s steady")
     print(f"RF pipeline, {len(RF_METHODS)} methods: {rf_total:.1f}s  -> {summary['speedup_incl_compile']:.0f}x (incl. compile), {summary['speedup_steady']:.0f}x (steady)")
+    if study_seconds is not None:
+        print(f"whole study of {args.study_runs} runs: mrjax {study_seconds:.1f}s incl. compile vs RF "
+              f"{rf_total / args.runs * args.study_runs:.0f}s ({rf_total / args.runs:.2f}s/run x {args.study_runs}) "
+              f"-> {summary['speedup_study']:.0f}x")
     print("\n| method | area | peak | ψ̂ RMSE | seconds |\n|---|---|---|---|---|")
     for name, v in rows.items():
         secs = f"{v['seconds']:.1f}" if "seconds" in v else "(shared)"
         print(f"| {name} | {v['area']:.3f} | {v['peak']:.3f} | {v['rmse']:.3f} | {secs} |")
+    print("\npaired per-run raw-area differences (mean ± se over runs):")
+    for name, v in paired.items():
+        print(f"  {name}: {v['mean']:+.2f} ± {v['se']:.2f}")
 
 
 if __name__ == "__main__":
