@@ -9,10 +9,11 @@ from mrjax.cate._cate import (
     default_cate_hyper,
     default_effect_learner,
     fit_cate,
+    fit_keys,
     predict_bias,
 )
 
 __all__ = [
     "CATE_KINDS", "CateConfig", "CateFit", "CateHyper", "CateInfo", "authors_cate",
-    "default_cate_hyper", "default_effect_learner", "fit_cate", "predict_bias",
+    "default_cate_hyper", "default_effect_learner", "fit_cate", "fit_keys", "predict_bias",
 ]
