@@ -136,7 +136,7 @@ def _best(score: Array, ok: Array) -> Array:
 
 def _one_se(sp: _Spectrum, score: Array, ok: Array, se: Array) -> Array:
     """Index of the largest admissible penalty whose score is within one standard error of
-    the best score (the one-standard-error rule; Breiman et al., 1984, §3.4.3)."""
+    the best score (the one-standard-error rule of Breiman et al., 1984)."""
     best = _best(score, ok)
     within = ok & (score <= score[best] + se[best])
     return jnp.where(jnp.any(ok), jnp.argmax(jnp.where(within, sp.lams, -jnp.inf)), best)
