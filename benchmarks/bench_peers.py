@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _paired import paired_differences, per_run_area  # noqa: E402
 from _rf import econml_quality, rf_quality  # noqa: E402
 
 from mrjax.data import load_routellm, simulate
@@ -54,12 +55,6 @@ def pool_split(k, pool, config):
     return X, t, o, Xt, pool.gold_gain[test], pool.gold_gain[train].astype(np.float64), k_rand
 
 RF_METHODS = ("meta_r", "meta_dr", "golden", "preference", "pooled", "all_golden")
-
-
-def per_run_area(efficiency, random):
-    """(R, M) raw area under each run's efficiency-gain curve (normalised by 1)."""
-    return np.stack([summarize_gain(efficiency[r:r + 1], random[r:r + 1], np.ones(1), normalize=1.0).area
-                     for r in range(len(efficiency))])
 
 
 def main(argv=None):
@@ -124,11 +119,7 @@ def main(argv=None):
     area = dict(zip([f"mrjax:{m}" for m in res.methods], per_run_area(res.efficiency, res.random).T))
     area.update(zip(peers, per_run_area(E, np.stack(rnd)).T))
     refs = [p_ for p_ in ("mrjax:pooled", "mrjax:golden", "rf:meta_r", "rf:meta_dr") if p_ in area]
-    paired = {}
-    for a in (f"mrjax:{m}" for m in res.methods if m.startswith("meta")):
-        for b in refs:
-            d = area[a] - area[b]
-            paired[f"{a} - {b}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
+    paired = paired_differences(area, [(f"mrjax:{m}", b) for m in res.methods if m.startswith("meta") for b in refs])
     rf_total = sum(v for k_, v in seconds.items() if k_.startswith("rf:"))
     study_seconds = None
     if args.study_runs:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 import jax
 import numpy as np
 
 from mrjax.router import summarize_gain
 from mrjax.sim import StudyConfig, run_study
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _paired import paired_differences, per_run_area  # noqa: E402
 
 METHODS = ("meta_r", "meta_x", "meta_dr", "golden", "pooled")
 
@@ -37,8 +41,7 @@ def main(argv=None):
         res = run_study(jax.random.key(n_gold), cfg, progress=False)
         s = summarize_gain(res.efficiency, res.random, res.oracle, normalize="oracle")
         # Per-run areas give a standard error for the area difference between methods.
-        per_run = np.stack([summarize_gain(res.efficiency[r:r + 1], res.random[r:r + 1], res.oracle[r:r + 1],
-                                           normalize="oracle").area for r in range(args.runs)])
+        per_run = per_run_area(res.efficiency, res.random, res.oracle)
         rows = {}
         for m, name in enumerate(res.methods):
             rows[name] = {"area": float(s.area[m]), "peak": float(s.peak[m]),
@@ -46,12 +49,9 @@ def main(argv=None):
                           "area_run_se": float(per_run[:, m].std(ddof=1) / np.sqrt(args.runs)),
                           "rmse": float(res.rmse[:, m].mean()),
                           "rmse_se": float(res.rmse[:, m].std(ddof=1) / np.sqrt(args.runs))}
-        paired = {}
-        for m, name in enumerate(res.methods):
-            for ref in ("golden", "pooled"):
-                if name.startswith("meta") and ref in res.methods:
-                    d = per_run[:, m] - per_run[:, res.methods.index(ref)]
-                    paired[f"{name} - {ref}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(args.runs))}
+        paired = paired_differences(dict(zip(res.methods, per_run.T)),
+                                    [(m, ref) for m in res.methods if m.startswith("meta")
+                                     for ref in ("golden", "pooled") if ref in res.methods])
         out["sizes"][n_gold] = {"seconds": res.seconds, "rows": rows, "paired_area": paired}
         print(f"\n{n_gold} gold / {39 * n_gold} preference: {res.seconds:.1f}s on {out['device']}")
         print(f"{'method':<10} {'area':>7} {'run-area':>16} {'ψ̂ RMSE':>16}")

@@ -241,7 +241,7 @@ class Ridge:
         Returns
         -------
         prediction : (n,) array
-        used : the hyper-parameters of the K fits, ``"penalty"`` as a (K,) array (the GCV
+        used : the hyper-parameters of the K fits, ``"penalty"`` as a (K,) array (the selected
             choices when the penalty is selected); pass it back with ``penalty_grid=None``
             to refit with the tuning held fixed.
         """
