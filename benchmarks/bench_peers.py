@@ -29,6 +29,7 @@ from _rf import econml_quality, rf_quality  # noqa: E402
 from mrjax.data import load_routellm, simulate
 from mrjax.router import USAGE_GRID, run_curves, summarize_gain
 from mrjax.sim import StudyConfig, pool_run, run_keys, run_study
+from mrjax.sim._study import _compiled
 
 
 def simulator_split(k, config):
@@ -123,8 +124,10 @@ def main(argv=None):
     rf_total = sum(v for k_, v in seconds.items() if k_.startswith("rf:"))
     study_seconds = None
     if args.study_runs:
-        # The whole study as a user runs it: its own batch size, so a fresh compilation.
+        # The whole study as a user runs it, compiled afresh (the cached program is dropped:
+        # with --runs equal to --study-runs the configurations coincide).
         big = dataclasses.replace(config, n_runs=args.study_runs, batch_size=StudyConfig().batch_size)
+        _compiled.cache_clear()
         big_fn = None if pool is None else (lambda k: pool_run(k, E, GL, PL, big))
         study_seconds = run_study(jax.random.key(1), big, run_fn=big_fn, progress=False).seconds
     summary = {"data": args.data, "runs": args.runs, "device": str(jax.devices()[0]), "mrjax_seconds_incl_compile": mrjax_total,

@@ -254,6 +254,23 @@ def test_ridge_one_pass_crossfit_equals_generic_fold_fits():
     np.testing.assert_allclose(fast, slow, rtol=1e-3, atol=1e-3)
 
 
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="counts LAPACK calls of the CPU backend")
+def test_crossfit_and_fit_on_the_same_rows_share_one_eigendecomposition():
+    # A study fits a cross-fitted nuisance and another method's model on the same rows;
+    # the all-rows moments are built by one expression, so under jit one eigendecomposition
+    # serves both (the sum of fold Grams, as before, needed two).
+    X, y, w = (jnp.asarray(a) for a in _reg_data(n=120, d=3, seed=3))
+    folds = make_folds(jax.random.key(0), jnp.zeros(120), 4)
+    learner = RandomFeatureRidge(n_features=16)
+
+    def both(X, y, w):
+        pred, _, _ = crossfit_predict(learner, jax.random.key(1), X, y, w, folds)
+        return pred, learner.fit(jax.random.key(1), X, 2.0 * y, w).coef
+
+    hlo = jax.jit(both).lower(X, y, w).compile().as_text()
+    assert hlo.count('custom_call_target="lapack_ssyevd') == 1
+
 @pytest.mark.parametrize("learner", [Ridge(), RandomFeatureRidge(n_features=32), Logistic(), MLP(hidden=(8,), steps=30)])
 def test_jit_equals_eager_and_same_key_same_bits(learner):
     X, y, w = (jnp.asarray(a) for a in _reg_data(n=80, seed=7))

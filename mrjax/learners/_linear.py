@@ -56,6 +56,11 @@ def _solve_psd(G: Array, b: Array, penalty: Array) -> Array:
     return jax.scipy.linalg.cho_solve(c, b)
 
 
+def _moments(Z: Array, y: Array, w: Array) -> tuple[Array, Array, Array, Array]:
+    """``(ZᵀWZ, ZᵀWy, Σ w y², Σ w²)``: all a weighted ridge fit needs from its rows."""
+    return Z.T @ (w[:, None] * Z), Z.T @ (w * y), jnp.sum(w * y**2), jnp.sum(w**2)
+
+
 class _Spectrum(NamedTuple):
     sw: Array
     zbar: Array
@@ -119,7 +124,9 @@ def _loo_score(sp: _Spectrum, Z: Array, y: Array, w: Array) -> tuple[Array, Arra
     error is the ratio estimator's, ``sqrt(Σ (w_i ẽ_i² − LOO·w_i)²) / Σw`` (``ẽ_i`` the
     left-out residual): for unit weights, the sample standard deviation of ``ẽ_i²`` over ``√n``.
     """
-    U = (Z[:, 1:] - sp.zbar[None, :]) @ sp.V
+    # (Z − z̄)V as ZV − z̄V: the product reads the stored design (a centred copy would be
+    # a fusion that recomputes the feature map, e.g. RFF cosines, for every criterion).
+    U = Z @ jnp.concatenate([jnp.zeros_like(sp.V[:1]), sp.V]) - (sp.zbar @ sp.V)[None, :]
     resid = (y - sp.ybar)[:, None] - (U * sp.c[None, :]) @ sp.inv.T
     h = (w / sp.sw)[:, None] + w[:, None] * ((U**2) @ sp.inv.T)
     ok = jnp.max(jnp.where(w[:, None] > 0, h, 0.0), axis=0) < 0.99
@@ -221,9 +228,7 @@ class Ridge:
         hyper = self.hyper() if hyper is None else hyper
         fparams = self.features.init(key, X.shape[1], hyper)
         Z = _design(self.features, fparams, X)
-        G = Z.T @ (weight[:, None] * Z)
-        b = Z.T @ (weight * y)
-        coef, pen = self._solve(G, b, jnp.sum(weight * y**2), jnp.sum(weight**2), hyper["penalty"], Z, y, weight)
+        coef, pen = self._solve(*_moments(Z, y, weight), hyper["penalty"], Z, y, weight)
         return LinearParams(coef, fparams, jnp.zeros((), Z.dtype), jnp.asarray(pen, Z.dtype))
 
     def predict(self, params: LinearParams, X: Array) -> Array:
@@ -255,7 +260,10 @@ class Ridge:
         bk = jnp.einsum("kmp,km->kp", Zg, wg * yg)
         yyk = jnp.sum(wg * yg**2, axis=1)
         w2k = jnp.sum(wg**2, axis=1)
-        total = [a.sum(0) for a in (Gk, bk, yyk, w2k)]
+        # The all-rows moments by the same expression as ``fit``'s rather than as the sum of
+        # the folds': under jit, a fit on the same rows (another method of a study) then
+        # shares their Gram matrix and its eigendecomposition.
+        total = _moments(Z, y, weight)
         G, b, yy, w2 = (t[None] - a for t, a in zip(total, (Gk, bk, yyk, w2k)))
         if self.penalty_grid is not None and self.crossfit_tuning == "shared":
             # One relative penalty g, selected on all rows, is applied to every fold's fit
