@@ -258,11 +258,11 @@ def test_ridge_one_pass_crossfit_equals_generic_fold_fits():
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="counts LAPACK calls of the CPU backend")
 def test_crossfit_and_fit_on_the_same_rows_share_one_eigendecomposition():
     # A study fits a cross-fitted nuisance and another method's model on the same rows;
-    # the all-rows moments are built by one expression, so under jit one eigendecomposition
-    # serves both (the sum of fold Grams, as before, needed two).
+    # with direct_moments the all-rows moments are built by one expression, so under jit
+    # one eigendecomposition serves both (the sum of fold Grams needs two).
     X, y, w = (jnp.asarray(a) for a in _reg_data(n=120, d=3, seed=3))
     folds = make_folds(jax.random.key(0), jnp.zeros(120), 4)
-    learner = RandomFeatureRidge(n_features=16)
+    learner = dataclasses.replace(RandomFeatureRidge(n_features=16), direct_moments=True)
 
     def both(X, y, w):
         pred, _, _ = crossfit_predict(learner, jax.random.key(1), X, y, w, folds)
@@ -270,6 +270,16 @@ def test_crossfit_and_fit_on_the_same_rows_share_one_eigendecomposition():
 
     hlo = jax.jit(both).lower(X, y, w).compile().as_text()
     assert hlo.count('custom_call_target="lapack_ssyevd') == 1
+    # The default (one pass: the all-rows Gram as the sum of the folds') is the same
+    # estimator; in float64, where the two sums' rounding is negligible, equal to 1e-8.
+    folds_sum = dataclasses.replace(learner, direct_moments=False)
+    with jax.enable_x64(True):
+        X64, y64, w64 = (jnp.asarray(np.asarray(a), jnp.float64) for a in (X, y, w))
+        a, _, used_a = crossfit_predict(folds_sum, jax.random.key(1), X64, y64, w64, folds)
+        b, _, used_b = crossfit_predict(learner, jax.random.key(1), X64, y64, w64, folds)
+    assert a.dtype == jnp.float64
+    np.testing.assert_allclose(used_a["penalty"], used_b["penalty"], rtol=1e-12)  # the same grid choice
+    np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-8)
 
 @pytest.mark.parametrize("learner", [Ridge(), RandomFeatureRidge(n_features=32), Logistic(), MLP(hidden=(8,), steps=30)])
 def test_jit_equals_eager_and_same_key_same_bits(learner):

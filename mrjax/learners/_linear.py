@@ -188,6 +188,13 @@ class Ridge:
         from its training rows alone. On the paper-like simulator the two give the same
         routing quality (area difference 0.0004 ± 0.0009 over 200 runs at 100 gold,
         −0.0009 ± 0.0006 over 20 at 1,000) and ``"shared"`` runs the study ~20% faster.
+    direct_moments : how ``crossfit_predict`` builds the all-rows Gram matrix. ``False``
+        (default): as the sum of the folds' (one pass over the rows). ``True``: by the same
+        expression as ``fit`` (one more pass), so that under ``jit`` a fit of another model
+        on the same rows and weights — another method of a study — shares the Gram matrix
+        and its eigendecomposition. The same estimator either way (to float rounding); the
+        study engine sets it (3 of 8 eigendecompositions per run saved), single fits and
+        bootstraps do not (there it would cost 5–20% for nothing).
     """
 
     penalty: float = 1.0
@@ -195,6 +202,7 @@ class Ridge:
     penalty_grid: tuple[float, ...] | None = None
     criterion: str = "gcv"
     crossfit_tuning: str = "shared"
+    direct_moments: bool = False
     task = "regression"
 
     def __post_init__(self):
@@ -260,10 +268,10 @@ class Ridge:
         bk = jnp.einsum("kmp,km->kp", Zg, wg * yg)
         yyk = jnp.sum(wg * yg**2, axis=1)
         w2k = jnp.sum(wg**2, axis=1)
-        # The all-rows moments by the same expression as ``fit``'s rather than as the sum of
-        # the folds': under jit, a fit on the same rows (another method of a study) then
-        # shares their Gram matrix and its eigendecomposition.
-        total = _moments(Z, y, weight)
+        if self.direct_moments:
+            total = _moments(Z, y, weight)  # the same expression as ``fit``'s: shared under jit
+        else:
+            total = [a.sum(0) for a in (Gk, bk, yyk, w2k)]
         G, b, yy, w2 = (t[None] - a for t, a in zip(total, (Gk, bk, yyk, w2k)))
         if self.penalty_grid is not None and self.crossfit_tuning == "shared":
             # One relative penalty g, selected on all rows, is applied to every fold's fit
