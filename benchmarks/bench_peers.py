@@ -74,7 +74,10 @@ def main(argv=None):
     run_fn, pool = None, None
     if args.data != "simulator":
         pool = load_routellm(args.data_dir, args.data.split("-", 1)[1])
-        config = dataclasses.replace(config, n_preference=pool.embedding.shape[0] - config.n_test - config.n_gold)
+        # As `mrjax study --data routellm-…`: principal components keep their relative scales.
+        config = dataclasses.replace(
+            config, n_preference=pool.embedding.shape[0] - config.n_test - config.n_gold, standardize="common"
+        )
         E, GL, PL = (jnp.asarray(a) for a in (pool.embedding, pool.gold_gain, pool.preference_label))
         run_fn = lambda k: pool_run(k, E, GL, PL, config)  # noqa: E731
 

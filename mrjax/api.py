@@ -46,6 +46,10 @@ class MetaRouter:
         (the chosen value is ``info_.preference_weight``).
     propensity_clip : ``(low, high)``.
     bias_clip : bound on ``|Δ̂|`` (None: no clipping).
+    standardize : ``True`` (default) scales each feature to unit variance on the training
+        rows; ``"common"`` centres them and divides all by one scale, keeping their relative
+        scales (principal components of embeddings: the leading directions carry the
+        topic); ``False`` uses them as given.
     seed : int.
 
     Attributes (after ``fit``)
@@ -64,6 +68,7 @@ class MetaRouter:
         preference_weight: float | str = 1.0,
         propensity_clip: Sequence[float] = (1e-3, 1 - 1e-3),
         bias_clip: float | None = None,
+        standardize: bool | str = True,
         seed: int = 0,
     ):
         effect_learner = learner  # None: the CATE default for this kind
@@ -88,6 +93,7 @@ class MetaRouter:
                             effect_learner=effect_learner, n_folds=n_folds),
             quality_learner=learner,
             scale=scale,
+            standardize=standardize,
             preference_weight_grid=grid,
         )
         cate_hyper = default_cate_hyper(self.config.cate)._replace(

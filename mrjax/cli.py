@@ -30,8 +30,10 @@ import numpy as np
 
 STUDY_KEYS = {"runs", "n_gold", "n_test", "n_preference", "methods", "seed", "normalize", "aggregate",
               "batch_size", "n_folds", "n_features_rff", "bias_strength", "out", "data", "data_dir",
-              "judge_strength", "subject_sd", "length_coef", "judge_seed", "bootstrap", "bootstrap_method"}
+              "judge_strength", "subject_sd", "length_coef", "judge_seed", "bootstrap", "bootstrap_method",
+              "standardize"}
 DATA_SOURCES = ("simulator", "routellm-mmlu", "routellm-gsm8k")
+STANDARDIZE = {"features": True, "common": "common", "none": False}
 
 
 class UsageError(Exception):
@@ -64,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--judge-seed", type=int, help="MMLU simulated judge: seed (default 0)")
     s.add_argument("--bootstrap", type=int, help="within-run bootstrap replicates per run (default 0: none)")
     s.add_argument("--bootstrap-method", help="method to bootstrap (default: the first Meta-Router)")
+    s.add_argument("--standardize", choices=list(STANDARDIZE),
+                   help="feature scaling: per feature, one common scale, or none (default: 'features' on the "
+                        "simulator, 'common' on RouteLLM's principal components)")
     s.add_argument("--quiet", action="store_true", help="no progress line")
     return p
 
@@ -73,7 +78,8 @@ def _settings(args) -> dict:
                 "normalize": "oracle", "aggregate": "mean", "batch_size": 50, "n_folds": 5,
                 "n_features_rff": 256, "bias_strength": 1.0, "out": "results", "methods": None,
                 "data": "simulator", "data_dir": None, "judge_strength": 1.0, "subject_sd": 1.0,
-                "length_coef": 0.5, "judge_seed": 0, "bootstrap": 0, "bootstrap_method": None}
+                "length_coef": 0.5, "judge_seed": 0, "bootstrap": 0, "bootstrap_method": None,
+                "standardize": None}
     if args.config:
         if not os.path.isfile(args.config):
             raise UsageError(f"config file not found: {args.config}")
@@ -98,6 +104,10 @@ def _settings(args) -> dict:
             raise UsageError(f"--data {settings['data']} needs --data-dir (a copy of RouteLLM's evals folder)")
         if not os.path.isdir(settings["data_dir"]):
             raise UsageError(f"data directory not found: {settings['data_dir']}")
+    if settings["standardize"] is None:
+        settings["standardize"] = "features" if settings["data"] == "simulator" else "common"
+    if settings["standardize"] not in STANDARDIZE:
+        raise UsageError(f"standardize must be one of {list(STANDARDIZE)}, got {settings['standardize']!r}")
     if isinstance(settings["methods"], str):
         settings["methods"] = [m.strip() for m in settings["methods"].split(",") if m.strip()]
     norm = settings["normalize"]
@@ -153,7 +163,7 @@ def study(args) -> int:
             simulation=SimulationConfig(bias_strength=float(settings["bias_strength"])),
             n_features_rff=int(settings["n_features_rff"]), n_folds=int(settings["n_folds"]),
             batch_size=int(settings["batch_size"]), bootstrap=int(settings["bootstrap"]),
-            bootstrap_method=settings["bootstrap_method"],
+            bootstrap_method=settings["bootstrap_method"], standardize=STANDARDIZE[settings["standardize"]],
         )
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from conftest import SHARED_DATA
-from mrjax.cli import main
+from mrjax.cli import _parser, _settings, main
 from mrjax.data import load_routellm
 from mrjax.sim import StudyConfig, pool_run
 
@@ -80,3 +80,7 @@ def test_cli_real_data_and_missing_folder(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
     assert main(["study", "--data", "routellm-mmlu", "--out", str(tmp_path / "o")]) == 2
     assert "needs --data-dir" in capsys.readouterr().err
+    # Principal components keep their relative scales by default on real data; a flag overrides.
+    settings = lambda *a: _settings(_parser().parse_args(["study", "--data", "routellm-mmlu", "--data-dir", DATA_DIR, *a]))
+    assert settings()["standardize"] == "common"
+    assert settings("--standardize", "features")["standardize"] == "features"

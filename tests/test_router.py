@@ -226,3 +226,37 @@ def test_facade_cross_validated_preference_weight():
     assert np.all(np.isfinite(mr.quality_gain(X[:3])))
     with pytest.raises(ValueError, match="preference_weight must be a number >= 0 or 'cv'"):
         MetaRouter(preference_weight="auto")
+
+
+def test_common_scale_standardisation_equals_prescaled_features_and_validates():
+    # standardize="common": centre each feature, divide all by sqrt(mean weighted variance)
+    # (NumPy reference), relative scales kept; the fit equals a fit on features so scaled
+    # by hand with standardisation off.
+    sim = paper_like(jax.random.key(8), n_gold=60, n_preference=600, n_test=40, n_features=6)
+    scales = jnp.asarray([4.0, 2.0, 1.0, 0.5, 0.25, 0.1])
+    data = sim.data._replace(features=sim.data.features * scales[None, :], weight=sim.data.weight.at[:30].set(2.0))
+    test = sim.test_features * scales[None, :]
+    Xn, wn = np.asarray(data.features, np.float64), np.asarray(data.weight, np.float64)
+    mean = wn @ Xn / wn.sum()
+    common = np.sqrt(np.mean(wn @ (Xn - mean) ** 2 / wn.sum()))
+    rc = RouterConfig(method="meta", cate=CateConfig(kind="x", outcome_learner=LEARNER), quality_learner=LEARNER,
+                      standardize="common")
+    fit, _ = fit_router(jax.random.key(1), data, rc)
+    np.testing.assert_allclose(fit.standardizer.mean, mean, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fit.standardizer.scale, np.full(6, common), rtol=1e-5)
+    by_hand = data._replace(features=jnp.asarray((Xn - mean) / common, jnp.float32))
+    rc_off = RouterConfig(method="meta", cate=rc.cate, quality_learner=LEARNER, standardize=False)
+    fit_off, _ = fit_router(jax.random.key(1), by_hand, rc_off)
+    np.testing.assert_allclose(
+        predict_quality(rc, fit, test), predict_quality(rc_off, fit_off, jnp.asarray((np.asarray(test) - mean) / common)),
+        rtol=1e-3, atol=1e-3,
+    )
+    # Per-feature scaling is a different fit on these unequally scaled features.
+    fit_f, _ = fit_router(jax.random.key(1), data, RouterConfig(method="meta", cate=rc.cate, quality_learner=LEARNER))
+    assert np.max(np.abs(np.asarray(fit_f.standardizer.scale) - common)) > 0.5
+    with pytest.raises(ValueError, match="standardize must be True, False or 'common'"):
+        RouterConfig(standardize="global")
+    psi = MetaRouter(cate="x", standardize="common").fit(
+        np.asarray(data.features)[:60], np.asarray(data.label)[:60], np.asarray(data.features)[60:], np.asarray(data.label)[60:]
+    ).quality_gain(np.asarray(test))
+    assert psi.shape == (40,) and np.all(np.isfinite(psi))

@@ -62,6 +62,7 @@ def test_cli_study_end_to_end(tmp_path, capsys):
     report = json.loads((out / "results.json").read_text())
     assert set(report["methods"]) == {"meta_r", "pooled"}
     assert report["config"]["runs"] == 3 and report["config"]["normalize"] == 20.0
+    assert report["config"]["standardize"] == "features"  # the simulator's default
     assert len(report["methods"]["meta_r"]["curve"]) == 61
     curves = pd.read_csv(out / "curves.csv")
     assert len(curves) == 3 * 2 * 61
@@ -77,6 +78,7 @@ def test_cli_study_end_to_end(tmp_path, capsys):
     ("runs = 0\n", "n_runs must be a positive integer"),
     ("methods = ['meta_q']\n", "unknown methods"),
     ("normalize = 'half'\n", "normalize must be 'oracle' or a positive number"),
+    ("standardize = 'global'\n", "standardize must be one of ['features', 'common', 'none']"),
 ])
 def test_cli_bad_config_exits_nonzero_and_writes_nothing(tmp_path, capsys, content, message):
     cfg = tmp_path / "bad.toml"

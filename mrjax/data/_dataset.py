@@ -237,11 +237,21 @@ class Standardizer(NamedTuple):
     scale: Array
 
 
-def fit_standardizer(features: Array, weight: Array) -> Standardizer:
-    """Weighted mean and standard deviation of each feature (scale 1 for constant columns)."""
+def fit_standardizer(features: Array, weight: Array, common_scale: bool = False) -> Standardizer:
+    """Weighted mean and standard deviation of each feature (scale 1 for constant columns).
+
+    ``common_scale=True`` centres each feature but divides all by one scale, the root mean
+    variance, so the features keep their relative scales: for coordinates whose variance
+    is information (principal components of embeddings, where the leading directions
+    carry the topic and the trailing ones mostly noise), per-feature scaling would
+    amplify the noise directions to equal weight.
+    """
     w = weight / jnp.sum(weight)
     mean = w @ features
     var = w @ (features - mean[None, :]) ** 2
+    if common_scale:
+        common = jnp.mean(var)
+        var = jnp.full_like(var, common)
     scale = jnp.where(var > 0, jnp.sqrt(var), 1.0)
     return Standardizer(mean, scale)
 

@@ -40,7 +40,10 @@ class RouterConfig:
     quality_learner : regressor for ψ̂.
     scale : scale normalisation of the preference labels (see ``data.scale_constant``).
     standardize : centre and scale features with the training rows' weighted moments
-        (label-free) before any learner sees them.
+        (label-free) before any learner sees them: ``True`` scales each feature to unit
+        variance, ``"common"`` divides all by one common scale (relative scales kept; for
+        principal components of embeddings, see ``data.fit_standardizer``), ``False`` leaves
+        features as given.
     preference_weight_grid : optional candidate λ values (static tuple). When given, λ
         is chosen per fit by K-fold cross-validated squared error on the gold rows
         (each fold's gold rows held out of the whole pipeline, every candidate fitted
@@ -53,13 +56,15 @@ class RouterConfig:
     cate: CateConfig = CateConfig()
     quality_learner: Learner = RandomFeatureRidge()
     scale: ScaleMethod = "variance"
-    standardize: bool = True
+    standardize: bool | str = True
     preference_weight_grid: tuple[float, ...] | None = None
     cv_folds: int = 5
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.standardize not in (True, False, "common"):
+            raise ValueError(f"standardize must be True, False or 'common', got {self.standardize!r}")
         if self.scale not in SCALE_METHODS:
             raise ValueError(f"scale must be one of {SCALE_METHODS}, got {self.scale!r}")
         if self.quality_learner.task != "regression":
@@ -178,7 +183,7 @@ def fit_router(
     _, k_q = fit_keys(key)  # the CATE's learner key: one random basis for the whole fit
     t, w = data.is_gold, data.weight
     if config.standardize:
-        std = fit_standardizer(data.features, w)
+        std = fit_standardizer(data.features, w, common_scale=config.standardize == "common")
     else:
         d = data.features.shape[1]
         std = Standardizer(jnp.zeros((d,), data.features.dtype), jnp.ones((d,), data.features.dtype))

@@ -56,6 +56,8 @@ class StudyConfig:
     simulation : SimulationConfig of the data-generating design.
     n_features_rff : random features of every learner.
     n_components : principal components of the embeddings (real-data studies only).
+    standardize : feature standardisation of every method (``RouterConfig.standardize``):
+        ``True`` per feature, ``"common"`` one common scale (relative scales kept).
     n_folds : cross-fitting folds of the Meta-Routers.
     batch_size : runs per device per compiled batch (bounds memory); results do not
         depend on the number of devices for a given batch size.
@@ -79,6 +81,7 @@ class StudyConfig:
     n_folds: int = 5
     batch_size: int = 50
     n_components: int = 50
+    standardize: bool | str = True
     bootstrap: int = 0
     bootstrap_method: str | None = None
     bootstrap_level: float = 0.95
@@ -112,7 +115,9 @@ class StudyConfig:
             effect = default_effect_learner(kind, self.n_features_rff)
             cate = CateConfig(kind=kind, outcome_learner=learner, effect_learner=effect, n_folds=self.n_folds)
             grid = CV_GRID if name.endswith("_cv") else None
-            out.append(RouterConfig(method=method, cate=cate, quality_learner=learner, preference_weight_grid=grid))
+            out.append(RouterConfig(
+                method=method, cate=cate, quality_learner=learner, preference_weight_grid=grid, standardize=self.standardize
+            ))
         return out
 
 
