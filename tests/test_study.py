@@ -51,6 +51,8 @@ def test_study_config_errors():
         StudyConfig(methods=("meta_q",))
     with pytest.raises(ValueError, match="n_runs must be a positive integer"):
         StudyConfig(n_runs=0)
+    with pytest.raises(ValueError, match="standardize must be True, False or 'common'"):
+        StudyConfig(standardize="pca")
 
 
 def test_cli_study_end_to_end(tmp_path, capsys):

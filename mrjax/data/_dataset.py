@@ -250,8 +250,7 @@ def fit_standardizer(features: Array, weight: Array, common_scale: bool = False)
     mean = w @ features
     var = w @ (features - mean[None, :]) ** 2
     if common_scale:
-        common = jnp.mean(var)
-        var = jnp.full_like(var, common)
+        var = jnp.full_like(var, jnp.mean(var))
     scale = jnp.where(var > 0, jnp.sqrt(var), 1.0)
     return Standardizer(mean, scale)
 

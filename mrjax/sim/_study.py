@@ -95,6 +95,8 @@ class StudyConfig:
         for name in ("n_runs", "n_test", "n_gold", "n_preference", "batch_size", "n_features_rff"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.standardize not in (True, False, "common"):
+            raise ValueError(f"standardize must be True, False or 'common', got {self.standardize!r}")
         if self.bootstrap == 1 or self.bootstrap < 0:
             raise ValueError(f"bootstrap must be 0 (none) or at least 2 replicates, got {self.bootstrap}")
         if self.bootstrap_method is None:
