@@ -237,19 +237,29 @@ class Standardizer(NamedTuple):
     scale: Array
 
 
-def fit_standardizer(features: Array, weight: Array, common_scale: bool = False) -> Standardizer:
+def check_standardize(how) -> None:
+    """Raise a clear error unless ``how`` is a standardisation mode of :func:`fit_standardizer`."""
+    if how not in (True, False, "common"):
+        raise ValueError(f"standardize must be True, False or 'common', got {how!r}")
+
+
+def fit_standardizer(features: Array, weight: Array, how: bool | str = True) -> Standardizer:
     """Weighted mean and standard deviation of each feature (scale 1 for constant columns).
 
-    ``common_scale=True`` centres each feature but divides all by one scale, the root mean
+    ``how="common"`` centres each feature but divides all by one scale, the root mean
     variance, so the features keep their relative scales: for coordinates whose variance
     is information (principal components of embeddings, where the leading directions
     carry the topic and the trailing ones mostly noise), per-feature scaling would
-    amplify the noise directions to equal weight.
+    amplify the noise directions to equal weight. ``how=False`` gives the identity.
     """
+    check_standardize(how)
+    d = features.shape[1]
+    if not how:
+        return Standardizer(jnp.zeros((d,), features.dtype), jnp.ones((d,), features.dtype))
     w = weight / jnp.sum(weight)
     mean = w @ features
     var = w @ (features - mean[None, :]) ** 2
-    if common_scale:
+    if how == "common":
         var = jnp.full_like(var, jnp.mean(var))
     scale = jnp.where(var > 0, jnp.sqrt(var), 1.0)
     return Standardizer(mean, scale)

@@ -126,7 +126,7 @@ def bootstrap_predict(
         chunk = max(1, min(64, 256_000 // data.label.shape[0]))
     predict = predict_quality if target == "quality" else predict_router_bias
     if config.standardize:
-        std = fit_standardizer(data.features, data.weight, common_scale=config.standardize == "common")
+        std = fit_standardizer(data.features, data.weight, config.standardize)
         data, X = data._replace(features=standardize(std, data.features)), standardize(std, X)
         config = dataclasses.replace(config, standardize=False)
     if not retune:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from mrjax._typing import Array, PRNGKey
 from mrjax.cate._cate import CateConfig, CateHyper, CateInfo, default_cate_hyper, fit_cate, fit_keys, predict_bias
-from mrjax.data._dataset import Dataset, Standardizer, fit_standardizer, standardize
+from mrjax.data._dataset import Dataset, Standardizer, check_standardize, fit_standardizer, standardize
 from mrjax.data._folds import make_folds
 from mrjax.data._scale import SCALE_METHODS, ScaleMethod, scale_constant
 from mrjax.learners._base import Learner, used_hyper
@@ -63,8 +63,7 @@ class RouterConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.standardize not in (True, False, "common"):
-            raise ValueError(f"standardize must be True, False or 'common', got {self.standardize!r}")
+        check_standardize(self.standardize)
         if self.scale not in SCALE_METHODS:
             raise ValueError(f"scale must be one of {SCALE_METHODS}, got {self.scale!r}")
         if self.quality_learner.task != "regression":
@@ -182,11 +181,7 @@ def fit_router(
         return fit, info._replace(cv_loss=cv_loss)
     _, k_q = fit_keys(key)  # the CATE's learner key: one random basis for the whole fit
     t, w = data.is_gold, data.weight
-    if config.standardize:
-        std = fit_standardizer(data.features, w, common_scale=config.standardize == "common")
-    else:
-        d = data.features.shape[1]
-        std = Standardizer(jnp.zeros((d,), data.features.dtype), jnp.ones((d,), data.features.dtype))
+    std = fit_standardizer(data.features, w, config.standardize)
     X = standardize(std, data.features)
     c = scale_constant(data, config.scale)
     o = jnp.where(t > 0.5, data.label, c * data.label)

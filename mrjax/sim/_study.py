@@ -19,7 +19,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mrjax._typing import Array, PRNGKey
 from mrjax.cate._cate import CateConfig, default_effect_learner
-from mrjax.data._dataset import Dataset
+from mrjax.data._dataset import Dataset, check_standardize
 from mrjax.data._simulate import SimulationConfig, simulate
 from mrjax.learners._linear import RandomFeatureRidge
 from mrjax.router._fit import CV_GRID, RouterConfig, fit_router, predict_quality
@@ -95,8 +95,7 @@ class StudyConfig:
         for name in ("n_runs", "n_test", "n_gold", "n_preference", "batch_size", "n_features_rff"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.standardize not in (True, False, "common"):
-            raise ValueError(f"standardize must be True, False or 'common', got {self.standardize!r}")
+        check_standardize(self.standardize)
         if self.bootstrap == 1 or self.bootstrap < 0:
             raise ValueError(f"bootstrap must be 0 (none) or at least 2 replicates, got {self.bootstrap}")
         if self.bootstrap_method is None:
