@@ -7,6 +7,10 @@ efficiency-gain area and peak (oracle-normalised), ψ̂ RMSE; and the ratio of w
     python benchmarks/bench_peers.py [--runs 10] [--econml] [--out benchmarks/results/bench_peers.json]
     python benchmarks/bench_peers.py --data routellm-mmlu --data-dir ../shared/data/routellm-evals
 
+``--peer-cache FILE.npz`` keeps every peer's per-run ψ̂ and seconds (run r is ``fold_in(key, r)``,
+so a run does not depend on how many are asked for): an interrupted comparison resumes, and a
+changed mrjax is scored against the same peer predictions without refitting the forests.
+
 Needs the ``[bench]`` extra (scikit-learn; econml for ``--econml``).
 """
 from __future__ import annotations
@@ -58,6 +62,28 @@ def pool_split(k, pool, config):
 RF_METHODS = ("meta_r", "meta_dr", "golden", "preference", "pooled", "all_golden")
 
 
+def _load_cache(path, data) -> dict:
+    """``{(peer, run): (ψ̂, seconds)}`` from ``path`` (empty when absent); refuses another data source's."""
+    if path is None or not os.path.exists(path):
+        return {}
+    with np.load(path) as z:
+        if str(z["data"]) != data:
+            raise SystemExit(f"--peer-cache {path} holds {z['data']} runs, not {data}")
+        return {(str(n), int(r)): (z[f"psi/{n}/{r}"], float(s)) for n, r, s in zip(z["names"], z["runs"], z["seconds"])}
+
+
+def _save_cache(path, data, cache) -> None:
+    """Writes ``cache`` to ``path`` whole, by rename, so an interruption never leaves half a file."""
+    if path is None:
+        return
+    keys = sorted(cache)
+    arrays = {f"psi/{n}/{r}": cache[n, r][0] for n, r in keys}
+    tmp = f"{path}.tmp.npz"
+    np.savez(tmp, data=np.asarray(data), names=np.asarray([n for n, _ in keys]), runs=np.asarray([r for _, r in keys]),
+             seconds=np.asarray([cache[k][1] for k in keys]), **arrays)
+    os.replace(tmp, path)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=10)
@@ -65,10 +91,16 @@ def main(argv=None):
     p.add_argument("--data", default="simulator", choices=["simulator", "routellm-mmlu", "routellm-gsm8k"])
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default="benchmarks/results/bench_peers.json")
+    p.add_argument("--rf-methods", default=",".join(RF_METHODS),
+                   help=f"comma-separated subset of {','.join(RF_METHODS)}")
+    p.add_argument("--peer-cache", default=None, help="NPZ of per-run peer ψ̂ and seconds, read and extended")
     p.add_argument("--study-runs", type=int, default=200,
                    help="also time mrjax's whole study of this many runs (fresh compile; 0: skip) against "
                         "the RF pipeline's measured per-run time times this many runs")
     args = p.parse_args(argv)
+    rf_methods = [m for m in args.rf_methods.split(",") if m]
+    if unknown := sorted(set(rf_methods) - set(RF_METHODS)):
+        p.error(f"--rf-methods: unknown {unknown}; choose from {list(RF_METHODS)}")
     key = jax.random.key(0)
     config = StudyConfig(n_runs=args.runs, batch_size=min(args.runs, 50))
     run_fn, pool = None, None
@@ -91,26 +123,33 @@ def main(argv=None):
     res2 = run_study(key, config, run_fn=run_fn, progress=False)
     mrjax_steady = res2.seconds
 
-    peers = [f"rf:{m}" for m in RF_METHODS] + (["econml:econml_dr", "econml:econml_dml"] if args.econml else [])
+    peers = [f"rf:{m}" for m in rf_methods] + (["econml:econml_dr", "econml:econml_dml"] if args.econml else [])
     eff = {p_: [] for p_ in peers}
     rmse = {p_: [] for p_ in peers}
     seconds = {p_: 0.0 for p_ in peers}
     rnd, orc = [], []
+    cache = _load_cache(args.peer_cache, args.data)
     for r, k in enumerate(run_keys(key, args.runs)):
         X, t, o, Xt, truth, gold_label, k_rand = simulator_split(k, config) if pool is None else pool_split(k, pool, config)
         for name in peers:
             kind, method = name.split(":")
-            t0 = time.perf_counter()
-            if kind == "rf":
-                psi = rf_quality(method, X, t, o, Xt, gold_label)
+            if (name, r) in cache:
+                psi, secs = cache[name, r]
             else:
-                psi = econml_quality(method, X, t, o, Xt)
-            seconds[name] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                if kind == "rf":
+                    psi = rf_quality(method, X, t, o, Xt, gold_label)
+                else:
+                    psi = econml_quality(method, X, t, o, Xt)
+                secs = time.perf_counter() - t0
+                cache[name, r] = (np.asarray(psi, np.float64), secs)
+            seconds[name] += secs
             c = run_curves(k_rand, jnp.asarray(psi, jnp.float32)[None], jnp.asarray(truth), jnp.asarray(USAGE_GRID, jnp.float32))
             eff[name].append(np.asarray(c.efficiency[0]))
             rmse[name].append(float(np.sqrt(np.mean((psi - truth) ** 2))))
         c = run_curves(k_rand, jnp.zeros((1, config.n_test)), jnp.asarray(truth), jnp.asarray(USAGE_GRID, jnp.float32))
         rnd.append(np.asarray(c.random)); orc.append(float(c.oracle))
+        _save_cache(args.peer_cache, args.data, cache)
         print(f"\rrun {r + 1}/{args.runs}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     np.testing.assert_allclose(np.stack(rnd), res.random, atol=1e-3)  # same runs (to float32 fusion noise), same random router
@@ -147,7 +186,7 @@ def main(argv=None):
         json.dump(summary, f, indent=2)
     print(f"{args.runs} identical runs of {args.data} on {summary['device']}")
     print(f"mrjax, all {len(res.methods)} methods: {mrjax_total:.1f}s incl. compile, {mrjax_steady:.1f}s steady")
-    print(f"RF pipeline, {len(RF_METHODS)} methods: {rf_total:.1f}s  -> {summary['speedup_incl_compile']:.0f}x (incl. compile), {summary['speedup_steady']:.0f}x (steady)")
+    print(f"RF pipeline, {len(rf_methods)} methods: {rf_total:.1f}s  -> {summary['speedup_incl_compile']:.0f}x (incl. compile), {summary['speedup_steady']:.0f}x (steady)")
     if study_seconds is not None:
         print(f"whole study of {args.study_runs} runs: mrjax {study_seconds:.1f}s incl. compile vs RF "
               f"{rf_total / args.runs * args.study_runs:.0f}s ({rf_total / args.runs:.2f}s/run x {args.study_runs}) "
