@@ -150,9 +150,9 @@ def _joint_design(H: Array, t: Array) -> Array:
 def _gaussian_posterior(G: Array, y: Array, precision: Array, prior_sd: Array) -> tuple[Array, Array]:
     """Mean and Cholesky factor ``L`` (``A = L Lᵀ``) of the posterior precision of θ in
     ``y ~ N(Gθ, diag(1/precision))``, ``θ ~ N(0, diag(prior_sd²))``."""
-    A = G.T @ (precision[:, None] * G) + jnp.diag(1.0 / prior_sd**2)
+    A = jnp.matmul(G.T, precision[:, None] * G, precision="highest") + jnp.diag(1.0 / prior_sd**2)
     L = jnp.linalg.cholesky(A)
-    mean = jax.scipy.linalg.cho_solve((L, True), G.T @ (precision * y))
+    mean = jax.scipy.linalg.cho_solve((L, True), jnp.matmul(G.T, precision * y, precision="highest"))
     return mean, L
 
 
@@ -166,7 +166,7 @@ def _precondition(G, t, y, row_weight, config: BayesConfig):
     for _ in range(2):  # plug-in noise scales: residual RMS per source at the posterior mean
         prec = row_weight / jnp.where(gold, sg, sp) ** 2
         mean, L = _gaussian_posterior(G, y, prec, prior_sd)
-        r2 = (y - G @ mean) ** 2
+        r2 = (y - jnp.matmul(G, mean, precision="highest")) ** 2
         rms = lambda m: jnp.sqrt(jnp.sum(row_weight * m * r2) / jnp.maximum(jnp.sum(row_weight * m), 1e-12))
         sg = rms(gold) if config.gold_noise is None else sg
         sp = rms(~gold) if config.preference_noise is None else sp
@@ -185,7 +185,7 @@ def _model(G, t, y, row_weight, shift, L, prior_sd, config: BayesConfig):
     sp = (numpyro.sample("preference_noise", dist.HalfNormal(1.0)) if config.preference_noise is None
           else jnp.asarray(config.preference_noise, G.dtype))
     sd = jnp.where(t > 0.5, sg, sp)
-    numpyro.factor("loglik", jnp.sum(row_weight * dist.Normal(G @ theta, sd).log_prob(y)))
+    numpyro.factor("loglik", jnp.sum(row_weight * dist.Normal(jnp.matmul(G, theta, precision="highest"), sd).log_prob(y)))
 
 
 def _prepare(key: PRNGKey, data: Dataset, config: BayesConfig):
@@ -258,6 +258,6 @@ def posterior_predict(config: BayesConfig, fit: BayesFit, X: Array, target: str 
         raise ValueError(f"target must be 'quality', 'bias' or 'preference', got {target!r}")
     H = _design(RandomFourier(config.n_features, config.bandwidth), fit.features, standardize(fit.standardizer, X))
     if target == "bias":
-        return fit.label_scale * (fit.coef_bias @ H.T)
+        return fit.label_scale * jnp.matmul(fit.coef_bias, H.T, precision="highest")
     coef = fit.coef_preference if target == "preference" else fit.coef_preference + fit.coef_bias
-    return fit.label_center + fit.label_scale * (coef @ H.T)
+    return fit.label_center + fit.label_scale * jnp.matmul(coef, H.T, precision="highest")

@@ -257,8 +257,8 @@ def fit_standardizer(features: Array, weight: Array, how: bool | str = True) -> 
     if not how:
         return Standardizer(jnp.zeros((d,), features.dtype), jnp.ones((d,), features.dtype))
     w = weight / jnp.sum(weight)
-    mean = w @ features
-    var = w @ (features - mean[None, :]) ** 2
+    mean = jnp.matmul(w, features, precision="highest")
+    var = jnp.matmul(w, (features - mean[None, :]) ** 2, precision="highest")
     if how == "common":
         var = jnp.full_like(var, jnp.mean(var))
     scale = jnp.where(var > 0, jnp.sqrt(var), 1.0)

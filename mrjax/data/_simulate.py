@@ -104,7 +104,7 @@ def _features(key: PRNGKey, n: int, config: SimulationConfig) -> Array:
     idx = jnp.arange(d)
     cov = config.correlation ** jnp.abs(idx[:, None] - idx[None, :])
     chol = jnp.linalg.cholesky(cov)
-    return jax.random.normal(key, (n, d)) @ chol.T
+    return jnp.matmul(jax.random.normal(key, (n, d)), chol.T, precision="highest")
 
 
 def _noise(key: PRNGKey, x: Array, scale: float, config: SimulationConfig) -> Array:

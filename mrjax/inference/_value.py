@@ -155,8 +155,8 @@ def gold_corrected_value(
     resid = jnp.where(routed, (data.label - psi_oof)[None, :], 0.0)
     gw = data.weight * gold
     total = jnp.sum(gw)
-    corr = resid @ gw / total
-    var = ((resid - corr[:, None]) ** 2) @ gw / total
+    corr = jnp.matmul(resid, gw, precision="highest") / total
+    var = jnp.matmul((resid - corr[:, None]) ** 2, gw, precision="highest") / total
     n_gold = total**2 / jnp.sum(gw**2)  # Kish effective size
     se = jnp.sqrt(var * (1.0 / n_gold + 1.0 / X.shape[0]))
     z = jax.scipy.stats.norm.ppf(0.5 + level / 2)

@@ -65,4 +65,4 @@ class RandomFourier:
         return FeatureParams(freq, phase)
 
     def apply(self, params: FeatureParams, X: Array) -> Array:
-        return jnp.sqrt(2.0 / self.n_features) * jnp.cos(X @ params.frequencies + params.phase[None, :])
+        return jnp.sqrt(2.0 / self.n_features) * jnp.cos(jnp.matmul(X, params.frequencies, precision="highest") + params.phase[None, :])

@@ -58,7 +58,7 @@ def _solve_psd(G: Array, b: Array, penalty: Array) -> Array:
 
 def _moments(Z: Array, y: Array, w: Array) -> tuple[Array, Array, Array, Array]:
     """``(ZᵀWZ, ZᵀWy, Σ w y², Σ w²)``: all a weighted ridge fit needs from its rows."""
-    return Z.T @ (w[:, None] * Z), Z.T @ (w * y), jnp.sum(w * y**2), jnp.sum(w**2)
+    return jnp.matmul(Z.T, w[:, None] * Z, precision="highest"), jnp.matmul(Z.T, w * y, precision="highest"), jnp.sum(w * y**2), jnp.sum(w**2)
 
 
 class _Spectrum(NamedTuple):
@@ -88,7 +88,7 @@ def _spectrum(G: Array, b: Array, yy: Array, grid: Array) -> _Spectrum:
     s = jnp.maximum(s, 0.0)
     lams = grid * _centred_scale(G)
     inv = 1.0 / (s[None, :] + lams[:, None])
-    return _Spectrum(sw, zbar, ybar, yy - sw * ybar**2, s, V, V.T @ bc, lams, inv)
+    return _Spectrum(sw, zbar, ybar, yy - sw * ybar**2, s, V, jnp.matmul(V.T, bc, precision="highest"), lams, inv)
 
 
 def _centred_scale(G: Array) -> Array:
@@ -126,9 +126,9 @@ def _loo_score(sp: _Spectrum, Z: Array, y: Array, w: Array) -> tuple[Array, Arra
     """
     # (Z − z̄)V as ZV − z̄V: the product reads the stored design (a centred copy would be
     # a fusion that recomputes the feature map, e.g. RFF cosines, for every criterion).
-    U = Z @ jnp.concatenate([jnp.zeros_like(sp.V[:1]), sp.V]) - (sp.zbar @ sp.V)[None, :]
-    resid = (y - sp.ybar)[:, None] - (U * sp.c[None, :]) @ sp.inv.T
-    h = (w / sp.sw)[:, None] + w[:, None] * ((U**2) @ sp.inv.T)
+    U = jnp.matmul(Z, jnp.concatenate([jnp.zeros_like(sp.V[:1]), sp.V]), precision="highest") - jnp.matmul(sp.zbar, sp.V, precision="highest")[None, :]
+    resid = (y - sp.ybar)[:, None] - jnp.matmul(U * sp.c[None, :], sp.inv.T, precision="highest")
+    h = (w / sp.sw)[:, None] + w[:, None] * jnp.matmul(U**2, sp.inv.T, precision="highest")
     ok = jnp.max(jnp.where(w[:, None] > 0, h, 0.0), axis=0) < 0.99
     loss = w[:, None] * (resid / jnp.where(ok[None, :], 1.0 - h, 1.0)) ** 2
     score = jnp.sum(loss, axis=0) / sp.sw
@@ -151,8 +151,8 @@ def _one_se(sp: _Spectrum, score: Array, ok: Array, se: Array) -> Array:
 
 def _select(sp: _Spectrum, best: Array) -> tuple[Array, Array]:
     """Coefficients at grid penalty ``best``."""
-    beta = sp.V @ (sp.c * sp.inv[best])
-    intercept = sp.ybar - sp.zbar @ beta
+    beta = jnp.matmul(sp.V, sp.c * sp.inv[best], precision="highest")
+    intercept = sp.ybar - jnp.matmul(sp.zbar, beta, precision="highest")
     return jnp.concatenate([intercept[None], beta]), sp.lams[best]
 
 
@@ -240,7 +240,7 @@ class Ridge:
         return LinearParams(coef, fparams, jnp.zeros((), Z.dtype), jnp.asarray(pen, Z.dtype))
 
     def predict(self, params: LinearParams, X: Array) -> Array:
-        return _design(self.features, params.features, X) @ params.coef
+        return jnp.matmul(_design(self.features, params.features, X), params.coef, precision="highest")
 
     def crossfit_predict(
         self, key: PRNGKey, X: Array, y: Array, weight: Array, folds: Folds, hyper: Hyper | None = None
@@ -264,8 +264,8 @@ class Ridge:
         Z = _design(self.features, fparams, X)
         pad = lambda a: jnp.concatenate([a, jnp.zeros((1,) + a.shape[1:], a.dtype)])
         Zg, wg, yg = pad(Z)[folds.members], pad(weight)[folds.members], pad(y)[folds.members]
-        Gk = jnp.einsum("kmp,kmq->kpq", Zg * wg[..., None], Zg)
-        bk = jnp.einsum("kmp,km->kp", Zg, wg * yg)
+        Gk = jnp.einsum("kmp,kmq->kpq", Zg * wg[..., None], Zg, precision="highest")
+        bk = jnp.einsum("kmp,km->kp", Zg, wg * yg, precision="highest")
         yyk = jnp.sum(wg * yg**2, axis=1)
         w2k = jnp.sum(wg**2, axis=1)
         if self.direct_moments:
@@ -350,13 +350,13 @@ class Logistic:
         beta0 = jnp.zeros((p,), Z.dtype).at[0].set(jnp.log(ybar) - jnp.log1p(-ybar))
 
         def gradient(beta):
-            mu = jax.nn.sigmoid(Z @ beta)
-            return Z.T @ (weight * (mu - y)) + pen * beta, mu
+            mu = jax.nn.sigmoid(jnp.matmul(Z, beta, precision="highest"))
+            return jnp.matmul(Z.T, weight * (mu - y), precision="highest") + pen * beta, mu
 
         def step(state):
             i, beta, _ = state
             g, mu = gradient(beta)
-            H = Z.T @ ((weight * mu * (1 - mu))[:, None] * Z) + jnp.diag(pen)
+            H = jnp.matmul(Z.T, (weight * mu * (1 - mu))[:, None] * Z, precision="highest") + jnp.diag(pen)
             H = H + (1e-8 * jnp.trace(H) / p + 1e-12) * jnp.eye(p, dtype=Z.dtype)
             delta = jnp.linalg.solve(H, g)
             size = jnp.max(jnp.abs(delta))
@@ -371,4 +371,4 @@ class Logistic:
         return LinearParams(beta, fparams, jnp.linalg.norm(g) / jnp.sum(weight), hyper["penalty"])
 
     def predict(self, params: LinearParams, X: Array) -> Array:
-        return jax.nn.sigmoid(_design(self.features, params.features, X) @ params.coef)
+        return jax.nn.sigmoid(jnp.matmul(_design(self.features, params.features, X), params.coef, precision="highest"))

@@ -194,11 +194,11 @@ def pool_run(key: PRNGKey, embedding: Array, gold_gain: Array, preference_label:
     test = perm[: config.n_test]
     is_gold = jnp.zeros((N,), embedding.dtype).at[perm[config.n_test: config.n_test + config.n_gold]].set(1.0)
     train = jnp.ones((N,), embedding.dtype).at[test].set(0.0)
-    mean = train @ embedding / jnp.sum(train)
+    mean = jnp.matmul(train, embedding, precision="highest") / jnp.sum(train)
     centred = embedding - mean[None, :]
-    cov = centred.T @ (train[:, None] * centred) / jnp.sum(train)
+    cov = jnp.matmul(centred.T, train[:, None] * centred, precision="highest") / jnp.sum(train)
     _, vecs = jnp.linalg.eigh(cov)
-    X = centred @ vecs[:, ::-1][:, : config.n_components]
+    X = jnp.matmul(centred, vecs[:, ::-1][:, : config.n_components], precision="highest")
     data = Dataset(X, is_gold, jnp.where(is_gold > 0.5, gold_gain, preference_label), train)
     return _fit_and_score(k_fit, k_rand, data, gold_gain, X[test], gold_gain[test], config)
 
