@@ -42,8 +42,9 @@ class MetaRouter:
     n_folds : cross-fitting folds (0: in-sample nuisances).
     scale : ``"variance"`` (default), ``"magnitude"``, ``"wasserstein"`` or ``"none"``.
     preference_weight : λ, the weight of the debiased preference rows, or ``"cv"`` to choose
-        it from ``router.CV_GRID`` (0 … 1) by 5-fold cross-validated loss on the gold rows
-        (the chosen value is ``info_.preference_weight``).
+        it from ``router.CV_GRID`` (0 … 1) by 5-fold cross-validated squared error on the gold
+        rows, ``"cv_routing"`` by the held-out gold rows' routing area (the chosen value is
+        ``info_.preference_weight``).
     propensity_clip : ``(low, high)``.
     bias_clip : bound on ``|Δ̂|`` (None: no clipping).
     standardize : ``True`` (default) scales each feature to unit variance on the training
@@ -80,11 +81,12 @@ class MetaRouter:
         low, high = (float(v) for v in propensity_clip)
         if not 0.0 <= low < high <= 1.0:
             raise ValueError(f"propensity_clip must satisfy 0 <= low < high <= 1, got {tuple(propensity_clip)}")
-        grid = None
+        grid, criterion = None, "squared_error"
         if isinstance(preference_weight, str):
-            if preference_weight != "cv":
-                raise ValueError(f"preference_weight must be a number >= 0 or 'cv', got {preference_weight!r}")
-            grid, preference_weight = CV_GRID, 1.0
+            if preference_weight not in ("cv", "cv_routing"):
+                raise ValueError(f"preference_weight must be a number >= 0, 'cv' or 'cv_routing', got {preference_weight!r}")
+            grid, criterion = CV_GRID, ("routing" if preference_weight == "cv_routing" else "squared_error")
+            preference_weight = 1.0
         if preference_weight < 0 or not np.isfinite(preference_weight):
             raise ValueError(f"preference_weight must be finite and >= 0, got {preference_weight}")
         self.config = RouterConfig(
@@ -95,6 +97,7 @@ class MetaRouter:
             scale=scale,
             standardize=standardize,
             preference_weight_grid=grid,
+            cv_criterion=criterion,
         )
         cate_hyper = default_cate_hyper(self.config.cate)._replace(
             propensity_clip=jnp.asarray([low, high], jnp.float32),

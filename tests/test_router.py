@@ -1,5 +1,7 @@
 """The Meta-Router, baselines and the routing rule."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import jax
@@ -9,7 +11,7 @@ from mrjax.api import MetaRouter
 from mrjax.cate import CateConfig
 from mrjax.data import SimulationConfig, paper_like, simulate
 from mrjax.learners import RandomFeatureRidge, Ridge
-from mrjax.router import METHODS, RouterConfig, default_hyper, fit_router, predict_quality, route
+from mrjax.router import METHODS, RouterConfig, default_hyper, fit_router, predict_quality, route, routing_area
 
 STRONG_BIAS = SimulationConfig(n_features=10, bias_strength=1.5)
 LEARNER = RandomFeatureRidge(bandwidth=1.0)
@@ -121,20 +123,29 @@ def test_cross_validated_preference_weight_knows_when_to_stop_borrowing():
     rc = RouterConfig(quality_learner=ridge, preference_weight_grid=grid, cv_folds=4,
                       cate=CateConfig(propensity_learner=None, outcome_learner=ridge, effect_learner=ridge))
     _, info = f(jax.random.key(0), biased, rc)
+    _, info_routing = f(jax.random.key(0), biased, dataclasses.replace(rc, cv_criterion="routing"))
     base = RouterConfig(quality_learner=ridge, cate=rc.cate)
     folds = np.asarray(make_folds(jax.random.fold_in(jax.random.key(0), 7), t, 4).fold_id)
     gold = np.asarray(t) > 0.5
-    want = []
+    want, want_routing = [], []
     for lam in grid:
         hyper = default_hyper(base)._replace(preference_weight=jnp.float32(lam))
-        sse = 0.0
+        sse = area = 0.0
         for k in range(4):
             out = gold & (folds == k)
             fk, _ = fit_router(jax.random.key(0), biased._replace(weight=jnp.asarray(np.where(out, 0.0, 1.0), jnp.float32)),
                                base, hyper)
-            sse += np.sum((np.asarray(biased.label) - np.asarray(predict_quality(base, fk, X)))[out] ** 2)
+            pred = predict_quality(base, fk, X)
+            sse += np.sum((np.asarray(biased.label) - np.asarray(pred))[out] ** 2)
+            area += float(routing_area(pred, biased.label, jnp.asarray(out, jnp.float32)))
         want.append(sse / gold.sum())
+        want_routing.append(-area / gold.sum())
     np.testing.assert_allclose(np.asarray(info.cv_loss), want, rtol=1e-3)
+    # The routing criterion: minus the held-out rows' routing area, fold by fold.
+    np.testing.assert_allclose(np.asarray(info_routing.cv_loss), want_routing, rtol=1e-3, atol=1e-5)
+    chosen = int(np.argmin(np.asarray(info_routing.cv_loss)))
+    assert float(info_routing.preference_weight) == float(np.float32(grid[chosen]))
+    assert want_routing[chosen] <= min(want_routing) + 1e-3 * abs(min(want_routing))
     # The choice is the argmin of the fit's own losses, and minimal among the explicit
     # refits' losses up to float32 rounding (near-ties may order differently).
     chosen = int(np.argmin(np.asarray(info.cv_loss)))
@@ -224,8 +235,12 @@ def test_facade_cross_validated_preference_weight():
     mr = MetaRouter(learner=Ridge(), preference_weight="cv").fit(X[g], o[g], X[~g], o[~g])
     assert np.isclose(np.float32(CV_GRID), float(mr.info_.preference_weight)).any() and mr.info_.cv_loss.shape == (len(CV_GRID),)
     assert np.all(np.isfinite(mr.quality_gain(X[:3])))
-    with pytest.raises(ValueError, match="preference_weight must be a number >= 0 or 'cv'"):
+    routing = MetaRouter(learner=Ridge(), preference_weight="cv_routing").fit(X[g], o[g], X[~g], o[~g])
+    assert routing.config.cv_criterion == "routing" and routing.info_.cv_loss.shape == (len(CV_GRID),)
+    with pytest.raises(ValueError, match="preference_weight must be a number >= 0, 'cv' or 'cv_routing'"):
         MetaRouter(preference_weight="auto")
+    with pytest.raises(ValueError, match="cv_criterion must be one of"):
+        RouterConfig(cv_criterion="auc")
 
 
 def test_common_scale_standardisation_equals_prescaled_features_and_validates():

@@ -1,5 +1,6 @@
 """The Meta-Router fit, baselines, and the routing rule."""
 from mrjax.router._fit import (
+    CV_CRITERIA,
     CV_GRID,
     METHODS,
     RouterConfig,
@@ -11,6 +12,7 @@ from mrjax.router._fit import (
     fixed_tuning,
     predict_quality,
     predict_router_bias,
+    routing_area,
 )
 from mrjax.router._metrics import (
     USAGE_GRID, GainSummary, RunCurves, efficiency_curve, random_curve, run_curves, summarize_gain,
@@ -19,6 +21,6 @@ from mrjax.router._rule import route
 
 __all__ = [
     "CV_GRID", "METHODS", "RouterConfig", "RouterFit", "RouterHyper", "RouterInfo", "default_hyper",
-    "fit_router", "fixed_tuning", "predict_quality", "predict_router_bias", "route",
+    "fit_router", "fixed_tuning", "predict_quality", "predict_router_bias", "route", "routing_area", "CV_CRITERIA",
     "USAGE_GRID", "GainSummary", "RunCurves", "efficiency_curve", "random_curve", "run_curves", "summarize_gain",
 ]

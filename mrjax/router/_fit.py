@@ -24,9 +24,11 @@ from mrjax.data._folds import make_folds
 from mrjax.data._scale import SCALE_METHODS, ScaleMethod, scale_constant
 from mrjax.learners._base import Learner, used_hyper
 from mrjax.learners._linear import RandomFeatureRidge
+from mrjax.router._metrics import USAGE_GRID
 
 METHODS = ("meta", "golden", "preference", "pooled", "mean_shift", "all_golden")
 CV_GRID = (0.0, 0.1, 0.3, 1.0)  # a default grid for ``preference_weight_grid``
+CV_CRITERIA = ("squared_error", "routing")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +52,11 @@ class RouterConfig:
         on the rest) and ``hyper.preference_weight`` is ignored: the fit learns when
         to stop borrowing preference labels (λ = 0 is Golden-only with the same learner).
     cv_folds : folds of that cross-validation.
+    cv_criterion : what the cross-validation scores on the held-out gold rows:
+        ``"squared_error"`` (regression error of ψ̂) or ``"routing"`` (the held-out rows'
+        efficiency-gain area: rank them by ψ̂, integrate the gain of routing the top share
+        over the usage grid, minus a random router's, stopping where ψ̂ ≤ 0 — the
+        evaluation protocol with gold labels for the truth; see ``routing_area``).
     """
 
     method: str = "meta"
@@ -59,6 +66,7 @@ class RouterConfig:
     standardize: bool | str = True
     preference_weight_grid: tuple[float, ...] | None = None
     cv_folds: int = 5
+    cv_criterion: str = "squared_error"
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -77,6 +85,8 @@ class RouterConfig:
             if self.cv_folds < 2:
                 raise ValueError(f"cv_folds must be at least 2, got {self.cv_folds}")
             object.__setattr__(self, "preference_weight_grid", grid)
+        if self.cv_criterion not in CV_CRITERIA:
+            raise ValueError(f"cv_criterion must be one of {CV_CRITERIA}, got {self.cv_criterion!r}")
 
 
 class RouterHyper(NamedTuple):
@@ -247,7 +257,8 @@ def fixed_tuning(config: RouterConfig, hyper: RouterHyper | None, info: RouterIn
 
 
 def _select_preference_weight(key, data, config: RouterConfig, hyper: RouterHyper, gold_label, known_propensity):
-    """λ from the grid minimising K-fold cross-validated squared error on the gold rows.
+    """λ from the grid minimising K-fold cross-validated loss on the gold rows
+    (squared error, or minus the routing area: ``config.cv_criterion``).
 
     Fold k's gold rows get weight 0 in the whole pipeline; every λ is fitted on the rest
     (vmapped over λ: the bias stage, which does not depend on λ, is computed once per
@@ -266,6 +277,8 @@ def _select_preference_weight(key, data, config: RouterConfig, hyper: RouterHype
         def one(lam):
             fit, _ = fit_router(key, d, base, hyper._replace(preference_weight=lam), gold_label, known_propensity)
             pred = predict_quality(base, fit, data.features)
+            if config.cv_criterion == "routing":
+                return -routing_area(pred, data.label, jnp.where(out, data.weight, 0.0))
             return jnp.sum(jnp.where(out, data.weight * (data.label - pred) ** 2, 0.0))
 
         return jax.vmap(one)(grid)
@@ -273,6 +286,28 @@ def _select_preference_weight(key, data, config: RouterConfig, hyper: RouterHype
     # Folds one after another (lax.map) bound memory: each holds |grid| pipelines at once.
     loss = jnp.sum(jax.lax.map(fold_loss, held), axis=0) / jnp.sum(data.weight * gold)
     return grid[jnp.argmin(loss)], loss
+
+
+def routing_area(score: Array, gain: Array, weight: Array) -> Array:
+    """Efficiency-gain area of routing by ``score`` on rows with known ``gain`` (raw scale).
+
+    The evaluation protocol on a weighted sample: rows ranked by ``score`` (descending) take
+    usage shares ``q_i`` (weight before them plus half their own); routing the share ``u``
+    gains the weighted gains of the rows with ``q_i ≤ u``, a random router ``u`` times all of
+    them; the difference is integrated over the usage grid up to the share ``U`` whose score
+    is positive (the curve stops where ψ̂ ≤ 0). In closed form,
+    ``Σ w_i g_i [(U − max(q_i, a))₊ − (U² − a²)₊ / 2]`` with ``U = min(b, share of score > 0)``
+    and the grid ``[a, b]``; rows of weight 0 take no share and count nothing.
+    """
+    lo, hi = float(USAGE_GRID[0]), float(USAGE_GRID[-1])
+    total = jnp.maximum(jnp.sum(weight), 1e-12)
+    order = jnp.argsort(-score)
+    w, g = weight[order], gain[order]
+    q = (jnp.cumsum(w) - 0.5 * w) / total
+    U = jnp.minimum(hi, jnp.sum(jnp.where(score > 0, weight, 0.0)) / total)
+    own = jnp.maximum(U - jnp.maximum(q, lo), 0.0)
+    rand = jnp.maximum(U**2 - lo**2, 0.0) / 2
+    return jnp.sum(w * g * (own - rand))
 
 
 def predict_quality(config: RouterConfig, fit: RouterFit, X: Array) -> Array:

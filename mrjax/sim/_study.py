@@ -28,19 +28,22 @@ from mrjax.inference._value import efficiency_gain, efficiency_gain_draws
 from mrjax.router._metrics import USAGE_GRID, run_curves
 
 # Study method name → (router method, CATE kind); "_cv" methods choose λ from CV_GRID by
-# cross-validated gold loss (``RouterConfig.preference_weight_grid``).
+# cross-validated gold loss (``RouterConfig.preference_weight_grid``): squared error, or the
+# held-out routing area for "_cv_routing".
 METHOD_SPECS = {
     "meta_r": ("meta", "r"),
     "meta_r_cv": ("meta", "r"),
+    "meta_r_cv_routing": ("meta", "r"),
     "meta_dr": ("meta", "dr"),
     "meta_x": ("meta", "x"),
+    "meta_x_cv_routing": ("meta", "x"),
     "golden": ("golden", "r"),
     "preference": ("preference", "r"),
     "pooled": ("pooled", "r"),
     "mean_shift": ("mean_shift", "r"),
     "all_golden": ("all_golden", "r"),
 }
-DEFAULT_METHODS = tuple(m for m in METHOD_SPECS if not m.endswith("_cv"))
+DEFAULT_METHODS = tuple(m for m in METHOD_SPECS if "_cv" not in m)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +55,8 @@ class StudyConfig:
     n_runs, n_test, n_gold, n_preference : the paper's protocol (200, 500, 100, 3,900).
     methods : names from ``METHOD_SPECS`` (the random router is always included);
         ``meta_r_cv`` (not in the default set: about 6× the cost of ``meta_r``) chooses λ
-        per run by cross-validated loss on the gold rows.
+        per run by cross-validated squared error on the gold rows; ``meta_r_cv_routing`` and
+        ``meta_x_cv_routing`` by the held-out gold rows' routing area.
     simulation : SimulationConfig of the data-generating design.
     n_features_rff : random features of every learner.
     n_components : principal components of the embeddings (real-data studies only).
@@ -115,9 +119,10 @@ class StudyConfig:
             method, kind = METHOD_SPECS[name]
             effect = default_effect_learner(kind, self.n_features_rff)
             cate = CateConfig(kind=kind, outcome_learner=learner, effect_learner=effect, n_folds=self.n_folds)
-            grid = CV_GRID if name.endswith("_cv") else None
+            grid = CV_GRID if "_cv" in name else None
             out.append(RouterConfig(
-                method=method, cate=cate, quality_learner=learner, preference_weight_grid=grid, standardize=self.standardize
+                method=method, cate=cate, quality_learner=learner, preference_weight_grid=grid, standardize=self.standardize,
+                cv_criterion="routing" if name.endswith("_cv_routing") else "squared_error",
             ))
         return out
 
