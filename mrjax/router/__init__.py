@@ -12,10 +12,9 @@ from mrjax.router._fit import (
     fixed_tuning,
     predict_quality,
     predict_router_bias,
-    routing_area,
 )
 from mrjax.router._metrics import (
-    USAGE_GRID, GainSummary, RunCurves, efficiency_curve, random_curve, run_curves, summarize_gain,
+    USAGE_GRID, GainSummary, RunCurves, efficiency_curve, random_curve, routing_area, run_curves, summarize_gain,
 )
 from mrjax.router._rule import route
 

@@ -153,3 +153,25 @@ def summarize_gain(
             good = np.isfinite(seg)
             area[m] = float(np.trapezoid(seg[good], x[good])) if good.sum() > 1 else 0.0
     return GainSummary(curve, lower, upper, n_runs, peak, peak_usage, area)
+
+
+def routing_area(score: Array, gain: Array, weight: Array) -> Array:
+    """Efficiency-gain area of routing by ``score`` on rows with known ``gain`` (raw scale).
+
+    The evaluation protocol on a weighted sample: rows ranked by ``score`` (descending) take
+    usage shares ``q_i`` (weight before them plus half their own); routing the share ``u``
+    gains the weighted gains of the rows with ``q_i ≤ u``, a random router ``u`` times all of
+    them; the difference is integrated over the usage grid up to the share ``U`` whose score
+    is positive (the curve stops where ψ̂ ≤ 0). In closed form,
+    ``Σ w_i g_i [(U − max(q_i, a))₊ − (U² − a²)₊ / 2]`` with ``U = min(b, share of score > 0)``
+    and the grid ``[a, b]``; rows of weight 0 take no share and count nothing.
+    """
+    lo, hi = float(USAGE_GRID[0]), float(USAGE_GRID[-1])
+    total = jnp.maximum(jnp.sum(weight), 1e-12)
+    order = jnp.argsort(-score)
+    w, g = weight[order], gain[order]
+    q = (jnp.cumsum(w) - 0.5 * w) / total
+    U = jnp.minimum(hi, jnp.sum(jnp.where(score > 0, weight, 0.0)) / total)
+    own = jnp.maximum(U - jnp.maximum(q, lo), 0.0)
+    rand = jnp.maximum(U**2 - lo**2, 0.0) / 2
+    return jnp.sum(w * g * (own - rand))
