@@ -47,7 +47,7 @@ class RouterConfig:
         principal components of embeddings, see ``data.fit_standardizer``), ``False`` leaves
         features as given.
     preference_weight_grid : optional candidate λ values (static tuple). When given, λ
-        is chosen per fit by K-fold cross-validated squared error on the gold rows
+        is chosen per fit by K-fold cross-validated loss on the gold rows (``cv_criterion``)
         (each fold's gold rows held out of the whole pipeline, every candidate fitted
         on the rest) and ``hyper.preference_weight`` is ignored: the fit learns when
         to stop borrowing preference labels (λ = 0 is Golden-only with the same learner).
