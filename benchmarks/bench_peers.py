@@ -131,6 +131,7 @@ def main(argv=None):
     cache = _load_cache(args.peer_cache, args.data)
     for r, k in enumerate(run_keys(key, args.runs)):
         X, t, o, Xt, truth, gold_label, k_rand = simulator_split(k, config) if pool is None else pool_split(k, pool, config)
+        cached = len(cache)
         for name in peers:
             kind, method = name.split(":")
             if (name, r) in cache:
@@ -149,7 +150,8 @@ def main(argv=None):
             rmse[name].append(float(np.sqrt(np.mean((psi - truth) ** 2))))
         c = run_curves(k_rand, jnp.zeros((1, config.n_test)), jnp.asarray(truth), jnp.asarray(USAGE_GRID, jnp.float32))
         rnd.append(np.asarray(c.random)); orc.append(float(c.oracle))
-        _save_cache(args.peer_cache, args.data, cache)
+        if len(cache) > cached:  # this run fitted something new
+            _save_cache(args.peer_cache, args.data, cache)
         print(f"\rrun {r + 1}/{args.runs}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     np.testing.assert_allclose(np.stack(rnd), res.random, atol=1e-3)  # same runs (to float32 fusion noise), same random router

@@ -21,6 +21,9 @@ from mrjax.learners._linear import Logistic, RandomFeatureRidge
 from mrjax.router._fit import CV_GRID, RouterConfig, RouterHyper, fit_router, predict_quality, predict_router_bias
 from mrjax.router._rule import route as _route
 
+# MetaRouter(preference_weight=...) modes that choose λ by cross-validation → RouterConfig.cv_criterion
+CV_MODES = {"cv": "squared_error", "cv_routing": "routing"}
+
 _fit_jit = jax.jit(fit_router, static_argnames=("config",))
 
 
@@ -83,10 +86,9 @@ class MetaRouter:
             raise ValueError(f"propensity_clip must satisfy 0 <= low < high <= 1, got {tuple(propensity_clip)}")
         grid, criterion = None, "squared_error"
         if isinstance(preference_weight, str):
-            if preference_weight not in ("cv", "cv_routing"):
+            if preference_weight not in CV_MODES:
                 raise ValueError(f"preference_weight must be a number >= 0, 'cv' or 'cv_routing', got {preference_weight!r}")
-            grid, criterion = CV_GRID, ("routing" if preference_weight == "cv_routing" else "squared_error")
-            preference_weight = 1.0
+            grid, criterion, preference_weight = CV_GRID, CV_MODES[preference_weight], 1.0
         if preference_weight < 0 or not np.isfinite(preference_weight):
             raise ValueError(f"preference_weight must be finite and >= 0, got {preference_weight}")
         self.config = RouterConfig(

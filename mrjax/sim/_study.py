@@ -27,23 +27,22 @@ from mrjax.inference._bootstrap import bootstrap_predict, bootstrap_weights, int
 from mrjax.inference._value import efficiency_gain, efficiency_gain_draws
 from mrjax.router._metrics import USAGE_GRID, run_curves
 
-# Study method name → (router method, CATE kind); "_cv" methods choose λ from CV_GRID by
-# cross-validated gold loss (``RouterConfig.preference_weight_grid``): squared error, or the
-# held-out routing area for "_cv_routing".
+# Study method name → (router method, CATE kind, λ): λ = 1, or chosen from CV_GRID by
+# cross-validation on the gold rows with the named ``RouterConfig.cv_criterion``.
 METHOD_SPECS = {
-    "meta_r": ("meta", "r"),
-    "meta_r_cv": ("meta", "r"),
-    "meta_r_cv_routing": ("meta", "r"),
-    "meta_dr": ("meta", "dr"),
-    "meta_x": ("meta", "x"),
-    "meta_x_cv_routing": ("meta", "x"),
-    "golden": ("golden", "r"),
-    "preference": ("preference", "r"),
-    "pooled": ("pooled", "r"),
-    "mean_shift": ("mean_shift", "r"),
-    "all_golden": ("all_golden", "r"),
+    "meta_r": ("meta", "r", None),
+    "meta_r_cv": ("meta", "r", "squared_error"),
+    "meta_r_cv_routing": ("meta", "r", "routing"),
+    "meta_dr": ("meta", "dr", None),
+    "meta_x": ("meta", "x", None),
+    "meta_x_cv_routing": ("meta", "x", "routing"),
+    "golden": ("golden", "r", None),
+    "preference": ("preference", "r", None),
+    "pooled": ("pooled", "r", None),
+    "mean_shift": ("mean_shift", "r", None),
+    "all_golden": ("all_golden", "r", None),
 }
-DEFAULT_METHODS = tuple(m for m in METHOD_SPECS if "_cv" not in m)
+DEFAULT_METHODS = tuple(m for m, (_, _, cv) in METHOD_SPECS.items() if cv is None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,13 +115,12 @@ class StudyConfig:
         learner = dataclasses.replace(RandomFeatureRidge(n_features=self.n_features_rff), direct_moments=True)
         out = []
         for name in self.methods:
-            method, kind = METHOD_SPECS[name]
+            method, kind, cv = METHOD_SPECS[name]
             effect = default_effect_learner(kind, self.n_features_rff)
             cate = CateConfig(kind=kind, outcome_learner=learner, effect_learner=effect, n_folds=self.n_folds)
-            grid = CV_GRID if "_cv" in name else None
             out.append(RouterConfig(
-                method=method, cate=cate, quality_learner=learner, preference_weight_grid=grid, standardize=self.standardize,
-                cv_criterion="routing" if name.endswith("_cv_routing") else "squared_error",
+                method=method, cate=cate, quality_learner=learner, standardize=self.standardize,
+                preference_weight_grid=None if cv is None else CV_GRID, cv_criterion=cv or "squared_error",
             ))
         return out
 
