@@ -20,6 +20,7 @@ from mrjax.learners._base import Learner
 from mrjax.learners._linear import Logistic, RandomFeatureRidge
 from mrjax.router._fit import CV_GRID, RouterConfig, RouterHyper, fit_router, predict_quality, predict_router_bias
 from mrjax.router._rule import route as _route
+from mrjax.router._tradeoff import Calibration, breakpoints, calibrate_budget, calibrate_share, tradeoff_curve
 
 # MetaRouter(preference_weight=...) modes that choose λ by cross-validation → RouterConfig.cv_criterion
 CV_MODES = {"cv": "squared_error", "cv_routing": "routing"}
@@ -199,13 +200,12 @@ class MetaRouter:
         """
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must be in (0, 1), got {level}")
-        w = np.atleast_1d(np.asarray(cost_weights, dtype=np.float64))
-        if not np.isfinite(w).all() or (w < 0).any():
-            raise ValueError(f"cost_weights must be finite and >= 0, got {cost_weights!r}")
+        w = np.atleast_1d(self._weights(cost_weights))
         x = self._features(X)
+        cp, ca = self._costs(x.shape[0], cost_primary, cost_alternative)
         draws = self._draws(x, "quality", n_replicates, bootstrap, seed, retune)
         v_draws, v_point = policy_value_draws(draws, predict_quality(self.config, self.fit_, x),
-                                              jnp.asarray(w, jnp.float32), cost_primary, cost_alternative)
+                                              jnp.asarray(w, jnp.float32), cp, ca)
         lo, hi = interval(v_draws, v_point, level, kind)
         return np.asarray(v_point), np.asarray(lo), np.asarray(hi)
 
@@ -227,13 +227,74 @@ class MetaRouter:
         """Δ̂(x): estimated preference bias (gold minus preference), shape ``(n,)``."""
         return np.asarray(predict_router_bias(self.config, self.fit_, self._features(X)))
 
-    def route(self, X: ArrayLike, cost_weight, cost_primary=1.0, cost_alternative=0.0) -> np.ndarray:
-        """Route to the primary iff ``ψ̂ − w (C_p − C_a) > 0``; ``(n,)`` or ``(W, n)`` booleans."""
+    def _costs(self, n: int, cost_primary, cost_alternative):
+        out = []
+        for name, c in (("cost_primary", cost_primary), ("cost_alternative", cost_alternative)):
+            arr = np.asarray(c, dtype=np.float64)
+            if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != n):
+                raise ValueError(f"{name}: expected a scalar or shape ({n},) to match the {n} queries, got {arr.shape}")
+            if not np.isfinite(arr).all():
+                i = int(np.nonzero(~np.isfinite(np.atleast_1d(arr)))[0][0])
+                raise ValueError(f"{name}: non-finite cost at query {i} ({np.atleast_1d(arr)[i]!r})")
+            out.append(jnp.asarray(arr, jnp.float32))
+        return out
+
+    @staticmethod
+    def _weights(cost_weight) -> np.ndarray:
         w = np.asarray(cost_weight, dtype=np.float64)
-        if not np.isfinite(w).all() or (w < 0).any():
-            raise ValueError(f"cost_weight must be finite and >= 0, got {cost_weight!r}")
-        return np.asarray(_route(jnp.asarray(self.quality_gain(X)), w, cost_primary, cost_alternative))
+        if w.ndim > 1 or not np.isfinite(w).all():
+            raise ValueError(f"cost_weight must be a finite number or a 1-D array of them, got {cost_weight!r}")
+        return w
+
+    def route(self, X: ArrayLike, cost_weight, cost_primary=1.0, cost_alternative=0.0) -> np.ndarray:
+        """Route to the primary iff ``ψ̂ − w (C_p − C_a) > 0``; ``(n,)`` or ``(W, n)`` booleans.
+
+        Any finite ``w``: a negative weight also routes queries with ``ψ̂ ≤ 0`` (shares of
+        primary calls above ``P(ψ̂ > 0)``); ``calibrate`` finds the weight for a target.
+        """
+        w = self._weights(cost_weight)
+        psi = jnp.asarray(self.quality_gain(X))
+        cp, ca = self._costs(psi.shape[0], cost_primary, cost_alternative)
+        return np.asarray(_route(psi, jnp.asarray(w, jnp.float32), cp, ca))
 
     def sweep(self, X: ArrayLike, cost_weights, cost_primary=1.0, cost_alternative=0.0) -> np.ndarray:
-        """Share of queries routed to the primary for each cost weight, shape ``(W,)``."""
-        return self.route(X, np.atleast_1d(cost_weights), cost_primary, cost_alternative).mean(axis=1)
+        """Share of queries routed to the primary for each cost weight, shape ``(W,)``.
+
+        Exact at every weight from one sort of the queries' breakpoints (``router.tradeoff_curve``
+        gives cost, estimated quality and value too).
+        """
+        w = np.atleast_1d(self._weights(cost_weights))
+        psi = jnp.asarray(self.quality_gain(X))
+        cp, ca = self._costs(psi.shape[0], cost_primary, cost_alternative)
+        return np.asarray(tradeoff_curve(breakpoints(psi, cp, ca), jnp.asarray(w, jnp.float32)).usage)
+
+    def calibrate(self, X: ArrayLike, share=None, budget=None, cost_primary=1.0, cost_alternative=0.0) -> Calibration:
+        """The cost weight for a target on the queries ``X`` (unlabelled: the traffic to route).
+
+        ``share``: the weight (any sign) that routes that share of ``X`` to the primary, within
+        one query unless tied scores prevent it. ``budget``: the weight that buys the most
+        estimated quality with a mean cost per query of at most ``budget`` (never below 0).
+        One target or many (``(T,)``). Returns a ``router.Calibration`` of NumPy arrays:
+        ``cost_weight``, and the ``usage`` and mean ``cost`` each weight achieves on ``X``.
+        Needs ``C_p ≥ C_a`` on every query.
+        """
+        if (share is None) == (budget is None):
+            raise ValueError("calibrate needs exactly one of share= or budget=")
+        psi = jnp.asarray(self.quality_gain(X))
+        cp, ca = self._costs(psi.shape[0], cost_primary, cost_alternative)
+        bp = breakpoints(psi, cp, ca)
+        if share is not None:
+            target = np.atleast_1d(np.asarray(share, dtype=np.float64))
+            if target.ndim > 1 or not (np.isfinite(target).all() and (target >= 0).all() and (target <= 1).all()):
+                raise ValueError(f"share must be in [0, 1] (one value or a 1-D array), got {share!r}")
+            cal = calibrate_share(bp, jnp.asarray(target, jnp.float32))
+        else:
+            target = np.atleast_1d(np.asarray(budget, dtype=np.float64))
+            if target.ndim > 1 or not np.isfinite(target).all():
+                raise ValueError(f"budget must be a finite number or a 1-D array of them, got {budget!r}")
+            cal = calibrate_budget(bp, jnp.asarray(target, jnp.float32))
+            least = float(bp.base_cost)
+            if (target < least).any():
+                raise ValueError(f"budget {target[target < least].min()!r} is below the cost of routing every "
+                                 f"query to the alternative ({least!r} per query)")
+        return Calibration(*(np.asarray(a) for a in cal))

@@ -166,7 +166,7 @@ def test_route_rule_with_costs_and_many_weights():
     assert many.shape == (1001, 4)
     usage = np.asarray(many).mean(axis=1)
     assert usage[0] == 0.75 and usage[-1] == 0.0 and np.all(np.diff(usage) <= 0)
-    with pytest.raises(ValueError, match=r"costs: expected scalars or shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"cost_primary: expected a scalar or shape \(4,\)"):
         route(psi, 0.1, jnp.ones(3))
     with pytest.raises(ValueError, match=r"quality_gain: expected shape \(n,\)"):
         route(psi[None], 0.1)
@@ -185,8 +185,13 @@ def test_facade_fit_effect_route_and_errors():
     np.testing.assert_array_equal(psi, again)
     with pytest.raises(ValueError, match="expected 50 feature columns"):
         mr.quality_gain(np.zeros((3, 4)))
-    with pytest.raises(ValueError, match="cost_weight must be finite and >= 0"):
-        mr.route(np.asarray(sim.test_features), -1.0)
+    # Any finite weight: below 0 also queries with ψ̂ ≤ 0 go to the primary.
+    np.testing.assert_array_equal(mr.route(np.asarray(sim.test_features), -0.2), psi > -0.2)
+    with pytest.raises(ValueError, match="cost_weight must be a finite number"):
+        mr.route(np.asarray(sim.test_features), np.nan)
+    with pytest.raises(ValueError, match="cost_primary: non-finite cost at query 3"):
+        cp = np.ones(50); cp[3] = np.nan
+        mr.route(np.asarray(sim.test_features), 0.1, cost_primary=cp)
     with pytest.raises(ValueError, match="propensity_clip"):
         MetaRouter(propensity_clip=(0.5, 0.2))
     with pytest.raises(ValueError, match="gold_label: 1 non-finite"):
@@ -222,8 +227,8 @@ def test_facade_intervals_bracket_the_point_and_validate():
     np.testing.assert_allclose(v, [np.mean(np.where(psi > w, psi - w, 0.0)) for w in (0.0, 0.3)], rtol=1e-5)
     np.testing.assert_allclose((vlo + vhi) / 2, v, rtol=1e-4, atol=1e-5)
     assert np.all(vlo < vhi)
-    with pytest.raises(ValueError, match="cost_weights must be finite and >= 0"):
-        mr.value_interval(Xt, [-1.0])
+    with pytest.raises(ValueError, match="cost_weight must be a finite number"):
+        mr.value_interval(Xt, [np.nan])
 
 
 def test_facade_cross_validated_preference_weight():

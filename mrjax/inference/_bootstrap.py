@@ -19,6 +19,8 @@ from mrjax.data._dataset import Dataset, fit_standardizer, standardize
 from mrjax.router._fit import (
     RouterConfig, RouterHyper, fit_router, fixed_tuning, predict_quality, predict_router_bias,
 )
+from mrjax.router._rule import route
+from mrjax.router._tradeoff import kth_largest
 
 WEIGHT_KINDS = ("multinomial", "dirichlet", "poisson")
 INTERVAL_KINDS = ("percentile", "basic", "normal")
@@ -178,6 +180,10 @@ def route_with_uncertainty(
 ) -> Array:
     """Uncertainty-aware routing from draws of ψ: primary iff ``P(ψ(q) > w·ΔC(q)) ≥ alpha``.
 
+    The rule is the plug-in rule on one score per query, the ``⌈alpha·S⌉``-th largest draw
+    (``router.kth_largest``), so its usage, cost and value curves and its calibration come
+    from ``router.breakpoints`` of that score.
+
     Parameters
     ----------
     draws : (B, n) bootstrap or posterior draws of ψ at the queries.
@@ -192,10 +198,4 @@ def route_with_uncertainty(
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if draws.ndim != 2:
         raise ValueError(f"draws: expected shape (B, n), got {draws.shape}")
-    n = draws.shape[1]
-    gap = jnp.broadcast_to(jnp.asarray(cost_primary, draws.dtype) - jnp.asarray(cost_alternative, draws.dtype), (n,))
-    w = jnp.asarray(cost_weight, draws.dtype)
-    if w.ndim == 0:
-        return jnp.mean(draws > (w * gap)[None, :], axis=0) >= alpha
-    prob = jnp.mean(draws[None, :, :] > (w[:, None] * gap[None, :])[:, None, :], axis=1)
-    return prob >= alpha
+    return route(kth_largest(draws, alpha), cost_weight, cost_primary, cost_alternative)

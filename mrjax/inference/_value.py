@@ -27,7 +27,7 @@ from mrjax.data._folds import make_folds
 from mrjax.inference._bootstrap import bootstrap_predict
 from mrjax.router._fit import RouterConfig, RouterHyper, fit_router, predict_quality
 from mrjax.router._metrics import efficiency_curve
-from mrjax.router._rule import route
+from mrjax.router._tradeoff import breakpoints, cost_gap, routed_sum, tradeoff_curve
 
 
 def _check(draws: Array, point: Array) -> None:
@@ -40,27 +40,21 @@ def _check(draws: Array, point: Array) -> None:
 def policy_value(psi: Array, point: Array, cost_weights: Array, cost_primary=1.0, cost_alternative=0.0) -> Array:
     """Value per query of the plug-in policy of ``point`` when the true gain is ``psi``.
 
+    Exact at every weight from ``point``'s sorted breakpoints (``router.tradeoff_curve``):
+    ``O(n log n + B·n + W log n)``, memory independent of the number of weights.
+
     Parameters
     ----------
     psi : (n,) or (B, n) gains to score with (the truth, or draws of ψ̂).
     point : (n,) ψ̂ that defines the policy.
-    cost_weights : (W,) cost weights.
+    cost_weights : () or (W,) cost weights.
     cost_primary, cost_alternative : () or (n,) per-query costs.
 
     Returns
     -------
     (W,) or (B, W) array: ``mean_q (ψ(q) − w·ΔC(q)) · 1[ψ̂(q) > w·ΔC(q)]``.
     """
-    w = jnp.atleast_1d(jnp.asarray(cost_weights, point.dtype))
-    gap = jnp.broadcast_to(jnp.asarray(cost_primary, point.dtype) - jnp.asarray(cost_alternative, point.dtype),
-                           point.shape)
-    price = w[:, None] * gap[None, :]  # (W, n)
-    routed = route(point, w, cost_primary, cost_alternative)  # (W, n)
-
-    def one(p):
-        return jnp.mean(jnp.where(routed, p[None, :] - price, 0.0), axis=1)
-
-    return one(psi) if psi.ndim == 1 else jax.vmap(one)(psi)
+    return tradeoff_curve(breakpoints(point, cost_primary, cost_alternative), cost_weights, psi).value
 
 
 def policy_value_draws(draws: Array, point: Array, cost_weights: Array, cost_primary=1.0, cost_alternative=0.0
@@ -149,14 +143,14 @@ def gold_corrected_value(
     # The out-of-fold policy at the gold rows: a gold row is then a fresh query for both ψ̂₋ₖ
     # and its decision, as a test query is for ψ̂ (the full fit's decision there would be
     # chosen by a ψ̂ that saw the row's own label noise). Costs: the mean test cost gap.
-    gap = jnp.mean(jnp.broadcast_to(jnp.asarray(cost_primary, point.dtype) - jnp.asarray(cost_alternative, point.dtype),
-                                    point.shape))
-    routed = psi_oof[None, :] > (w * gap)[:, None]  # (W, n)
-    resid = jnp.where(routed, (data.label - psi_oof)[None, :], 0.0)
+    gap, _ = cost_gap(point, cost_primary, cost_alternative)
+    bp = breakpoints(psi_oof, jnp.mean(gap), 0.0)
     gw = data.weight * gold
     total = jnp.sum(gw)
-    corr = jnp.matmul(resid, gw, precision="highest") / total
-    var = jnp.matmul((resid - corr[:, None]) ** 2, gw, precision="highest") / total
+    resid = jnp.where(gold, data.label - psi_oof, 0.0)
+    # Weighted first and second moments of the routed residuals at every weight at once.
+    corr = routed_sum(bp, w, gw * resid) / total
+    var = jnp.maximum(routed_sum(bp, w, gw * resid**2) / total - corr**2, 0.0)
     n_gold = total**2 / jnp.sum(gw**2)  # Kish effective size
     se = jnp.sqrt(var * (1.0 / n_gold + 1.0 / X.shape[0]))
     z = jax.scipy.stats.norm.ppf(0.5 + level / 2)

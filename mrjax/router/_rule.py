@@ -4,6 +4,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from mrjax._typing import Array, ArrayLike
+from mrjax.router._tradeoff import cost_gap, decide
 
 
 def route(
@@ -14,10 +15,14 @@ def route(
 ) -> Array:
     """Routing decisions for one or many cost weights at once.
 
+    The comparison is made against each query's breakpoint ``ψ̂(q) / (C_p(q) − C_a(q))``
+    (see ``router.breakpoints``), so decisions agree exactly with the trade-off curves.
+
     Parameters
     ----------
     quality_gain : (n,) array, ψ̂(q) per query.
-    cost_weight : () or (W,) array of cost weights ``w ≥ 0``.
+    cost_weight : () or (W,) array of cost weights (any sign: ``w < 0`` also routes
+        queries with ``ψ̂ ≤ 0``).
     cost_primary, cost_alternative : () or (n,) arrays of per-query costs
         (unit costs 1 and 0 by default, making the rule ``ψ̂ > w``).
 
@@ -28,14 +33,8 @@ def route(
     psi = jnp.asarray(quality_gain)
     if psi.ndim != 1:
         raise ValueError(f"quality_gain: expected shape (n,), got {psi.shape}")
-    n = psi.shape[0]
-    gap = jnp.asarray(cost_primary, psi.dtype) - jnp.asarray(cost_alternative, psi.dtype)
-    if gap.ndim > 1 or (gap.ndim == 1 and gap.shape[0] != n):
-        raise ValueError(f"costs: expected scalars or shape ({n},), got a cost gap of shape {gap.shape}")
-    gap = jnp.broadcast_to(gap, (n,))
+    gap, _ = cost_gap(psi, cost_primary, cost_alternative)
     w = jnp.asarray(cost_weight, psi.dtype)
-    if w.ndim == 0:
-        return psi - w * gap > 0
-    if w.ndim != 1:
+    if w.ndim > 1:
         raise ValueError(f"cost_weight: expected a scalar or shape (W,), got {w.shape}")
-    return psi[None, :] - w[:, None] * gap[None, :] > 0
+    return decide(psi, gap, w)

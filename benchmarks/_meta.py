@@ -1,0 +1,28 @@
+"""What every benchmark JSON records about the run: versions, commit, device, date."""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+
+
+def run_meta() -> dict:
+    import jax
+
+    import mrjax
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", False
+    return {
+        "mrjax": mrjax.__version__, "jax": jax.__version__, "python": platform.python_version(),
+        "commit": commit + ("+dirty" if dirty else ""), "device": str(jax.devices()[0]),
+        "device_kind": jax.devices()[0].device_kind, "n_devices": jax.device_count(),
+        "cpu_count": os.cpu_count(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
