@@ -24,7 +24,11 @@ import time
 import jax
 import numpy as np
 
-from mrjax.cate import CateConfig
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _meta import run_meta  # noqa: E402
+
 from mrjax.data import paper_like
 from mrjax.inference import bootstrap_predict, bootstrap_weights
 from mrjax.router import RouterConfig
@@ -45,7 +49,7 @@ def main(argv=None):
     boot = jax.jit(bootstrap_predict, static_argnames=("config", "target", "chunk", "retune"))
     rows = {}
     for kind in a.kinds.split(","):
-        config = RouterConfig(cate=CateConfig(kind=kind))
+        config = RouterConfig(method=f"meta_{kind}")
         for retune in (True, False):
             run = lambda: boot(jax.random.key(2), sim.data, sim.test_features, W, config, chunk=a.chunk,
                                retune=retune).block_until_ready()
@@ -90,7 +94,7 @@ def main(argv=None):
         print(f"| {name} | {r['replicates']} | {first} | {steady} | {r['per_replicate_s']:.3f} | {ratio} |")
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     with open(a.out, "w") as f:
-        json.dump({"config": vars(a), "device": str(jax.devices()[0]), "results": rows}, f, indent=2)
+        json.dump({"benchmark": "bench_bootstrap", "meta": run_meta(), "config": vars(a), "results": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _meta import run_meta  # noqa: E402
+
 from mrjax.bayes import BayesConfig, fit_bayes, posterior_predict
 from mrjax.data import paper_like
 from mrjax.inference import (
@@ -106,6 +111,7 @@ def main(argv=None):
     gc_jit = jax.jit(gold_corrected_value, static_argnames=("config", "level", "n_folds"))  # level 0.95; 90% from se
     bayes = {m: BayesConfig(inference=m, num_samples=max(a.replicates, 200)) for m in methods if m in ("nuts", "svi")}
     records = []
+    meta = run_meta()
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     t_start = time.perf_counter()
     for i in range(a.datasets):
@@ -166,7 +172,7 @@ def main(argv=None):
         records.append(rec)
         summary = _summarize(records, methods, weights)
         with open(a.out + ".tmp", "w") as f:
-            json.dump({"config": vars(a), "datasets_done": i + 1, "elapsed_s": time.perf_counter() - t_start,
+            json.dump({"benchmark": "bench_coverage", "meta": meta, "config": vars(a), "datasets_done": i + 1, "elapsed_s": time.perf_counter() - t_start,
                        "summary": summary}, f, indent=1)
         os.replace(a.out + ".tmp", a.out)
         print(f"dataset {i + 1}/{a.datasets}  {time.perf_counter() - t_start:.0f} s", flush=True)

@@ -21,9 +21,9 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _meta import run_meta  # noqa: E402
 from _rf import rf_quality  # noqa: E402
 
-from mrjax.cate import CateConfig
 from mrjax.data import paper_like
 from mrjax.router import RouterConfig, fit_router, predict_quality
 
@@ -33,7 +33,7 @@ def _rmse(a, b):
 
 
 def time_mrjax(sim, kind, repeats=3):
-    config = RouterConfig(cate=CateConfig(kind=kind, n_folds=5))
+    config = RouterConfig(method=f"meta_{kind}")
     fit = jax.jit(fit_router, static_argnums=2)
     t0 = time.perf_counter()
     out = fit(jax.random.key(0), sim.data, config)
@@ -78,12 +78,11 @@ def main(argv=None):
                     pass
             rows.append(row)
             print(json.dumps(row), flush=True)
-    meta = {"device": str(jax.devices()[0]), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "jax": jax.__version__}
+    meta = {**run_meta(), "platform": platform.platform()}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=2)
-    print(f"\n{meta['device']}  ({meta['cpus']} CPUs, jax {meta['jax']})")
+        json.dump({"benchmark": "bench_fit", "meta": meta, "rows": rows}, f, indent=2)
+    print(f"\n{meta['device']}  ({meta['cpu_count']} CPUs, jax {meta['jax']})")
     print(f"{'gold':>6} {'pref':>7} {'CATE':>4} {'first s':>8} {'steady s':>9} {'ψ RMSE':>7} {'RF s':>7} {'RF RMSE':>8} {'× RF':>6}")
     for r in rows:
         rf = (f"{r['rf_seconds']:7.1f} {r['rf_psi_rmse']:8.3f} {r['speedup_steady']:6.0f}" if "rf_seconds" in r else f"{'-':>7} {'-':>8} {'-':>6}")

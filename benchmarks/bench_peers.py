@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _meta import run_meta  # noqa: E402
 from _paired import paired_differences, per_run_area  # noqa: E402
 from _rf import econml_quality, rf_quality  # noqa: E402
 
@@ -174,7 +175,7 @@ def main(argv=None):
         _compiled.cache_clear()
         big_fn = None if pool is None else (lambda k: pool_run(k, E, GL, PL, big))
         study_seconds = run_study(jax.random.key(1), big, run_fn=big_fn, progress=False).seconds
-    summary = {"data": args.data, "runs": args.runs, "device": str(jax.devices()[0]), "mrjax_seconds_incl_compile": mrjax_total,
+    summary = {"benchmark": "bench_peers", "meta": run_meta(), "data": args.data, "runs": args.runs, "mrjax_seconds_incl_compile": mrjax_total,
                "mrjax_seconds_steady": mrjax_steady, "mrjax_methods": list(res.methods),
                "rf_seconds_total": rf_total, "speedup_incl_compile": rf_total / mrjax_total,
                "speedup_steady": rf_total / mrjax_steady,

@@ -20,6 +20,7 @@ from mrjax.router import summarize_gain
 from mrjax.sim import StudyConfig, run_study
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _meta import run_meta  # noqa: E402
 from _paired import paired_differences, per_run_area  # noqa: E402
 
 METHODS = ("meta_r", "meta_x", "meta_dr", "golden", "pooled")
@@ -34,7 +35,7 @@ def main(argv=None):
     p.add_argument("--methods", default=",".join(METHODS), help="study methods, e.g. meta_r,meta_r_cv,golden,pooled")
     p.add_argument("--out", default="benchmarks/results/bench_sizes.json")
     args = p.parse_args(argv)
-    out = {"device": str(jax.devices()[0]), "runs": args.runs, "sizes": {}}
+    out = {"benchmark": "bench_sizes", "meta": run_meta(), "runs": args.runs, "sizes": {}}
     for n_gold in (int(s) for s in args.sizes.split(",")):
         cfg = StudyConfig(n_runs=args.runs, n_gold=n_gold, n_preference=39 * n_gold, methods=tuple(args.methods.split(",")),
                           batch_size=max(1, min(args.batch_size, args.runs) * 1000 // max(n_gold, 1000)))

@@ -12,23 +12,70 @@ import jax.numpy as jnp
 import numpy as np
 
 from mrjax._typing import ArrayLike
-from mrjax.cate._cate import CateConfig, default_cate_hyper
+from mrjax._checks import choice, finite, integer, unit_interval
+from mrjax.cate._kinds import CATE_LEARNERS
 from mrjax.data._dataset import Dataset, _as_float, _check_finite, from_sources
 from mrjax.inference._bootstrap import bootstrap_predict, bootstrap_weights, interval
 from mrjax.inference._value import policy_value_draws
-from mrjax.learners._base import Learner
+from mrjax.learners._base import Learner, structure
 from mrjax.learners._linear import Logistic, RandomFeatureRidge
-from mrjax.router._fit import CV_GRID, RouterConfig, RouterHyper, fit_router, predict_quality, predict_router_bias
+from mrjax.router._cv import CrossValidatedWeight
+from mrjax.router._fit import RouterConfig, fit_router, predict_quality, predict_router_bias
+from mrjax.router._presets import CV_SUFFIXES, preset
+from mrjax.router._protocol import RouterHyper
 from mrjax.router._rule import route as _route
 from mrjax.router._tradeoff import Calibration, breakpoints, calibrate_budget, calibrate_share, tradeoff_curve
 
-# MetaRouter(preference_weight=...) modes that choose λ by cross-validation → RouterConfig.cv_criterion
-CV_MODES = {"cv": "squared_error", "cv_routing": "routing"}
-
 _fit_jit = jax.jit(fit_router, static_argnames=("config",))
-
-
 _bootstrap_jit = jax.jit(bootstrap_predict, static_argnames=("config", "target", "chunk", "retune"))
+
+_PARAMS = ("method", "cate", "learner", "propensity", "n_folds", "scale", "preference_weight", "propensity_clip",
+           "bias_clip", "standardize", "seed", "trim")
+
+
+STAGES = (  # the pipeline's stages in order: (where the count is, name, what it is)
+    ("router", "features", "the standardised features"),
+    ("router", "scale", "the preference labels' scale constant"),
+    ("cate", "propensity", "the propensity model's p̂"),
+    ("cate", "outcome", "the outcome models' predictions"),
+    ("cate", "pseudo_outcome", "the bias learner's pseudo-outcomes"),
+    ("cate", "bias", "the bias Δ̂ on the training rows"),
+    ("router", "targets", "the debiased training targets"),
+    ("router", "quality", "ψ̂ on the training rows"),
+)
+CLIP_WARN_SHARE = 0.10  # a larger share of rows with clipped propensities is poor overlap: say so
+
+
+def _first_nonfinite(info):
+    """``(stage, count, description)`` of the first stage with NaN or infinite values, or None."""
+    for where, name, what in STAGES:
+        counts = info.nonfinite if where == "router" else getattr(info.cate, "nonfinite", {})
+        count = int(counts.get(name, 0))
+        if count:
+            return name, count, what
+    return None
+
+
+def _warnings(info, hyper) -> list[str]:
+    """What a careful user should hear about a finite fit: degenerate scale, no overlap, poor overlap,
+    a propensity that did not converge."""
+    out = []
+    if bool(info.scale_degenerate):
+        out.append("one label source is (near-)constant, so its spread cannot set the scale: the preference "
+                   "labels were used on their own scale (scale constant 1); check the judge's labels")
+    p = info.cate.propensity
+    n = int(np.sum(np.asarray(p.histogram))) if np.size(p.histogram) else 0
+    if int(p.n_extreme) > 0:
+        out.append(f"the propensity model returned 0 or 1 on {int(p.n_extreme)} rows (no overlap there); they were "
+                   f"clipped to {tuple(np.asarray(hyper.cate.propensity_clip).tolist())}")
+    if n and int(p.n_clipped) > CLIP_WARN_SHARE * n:
+        out.append(f"{int(p.n_clipped)} of {n} rows ({int(p.n_clipped) / n:.0%}) had their propensity clipped: the "
+                   "sources overlap poorly. Inspect info_.cate.propensity.histogram; consider trimming those rows "
+                   "from the bias fit or a propensity model that fits the data")
+    if float(p.convergence) > 1e-3:
+        out.append(f"the propensity model did not converge (gradient norm per unit weight {float(p.convergence):.2g}); "
+                   "its p̂ and the bias estimate may be off")
+    return out
 
 
 class MetaRouter:
@@ -36,13 +83,15 @@ class MetaRouter:
 
     Parameters
     ----------
-    method : ``"meta"`` (default) or a baseline: ``"golden"``, ``"preference"``,
-        ``"pooled"``, ``"mean_shift"``, ``"all_golden"``.
-    cate : the bias learner, ``"r"``, ``"dr"``, ``"x"``, ``"t"`` or ``"s"``.
+    method : ``"meta"`` (default), a baseline (``"golden"``, ``"preference"``, ``"pooled"``,
+        ``"mean_shift"``, ``"all_golden"``), any name from ``router.PRESETS``, or a router method value.
+    cate : the bias learner, ``"r"``, ``"dr"``, ``"x"``, ``"t"``, ``"s"`` (``cate.CATE_LEARNERS``) or
+        a CATE learner value such as ``DRLearner(outcome=…)``; ``None`` (default) keeps the method's
+        own (``"meta"`` is the R-learner, ``"meta_dr"`` the DR-learner).
     learner : regressor used for the outcome models, the bias and ψ̂
         (random-feature ridge by default).
-    propensity : classifier for ``P(gold | x)``, or ``"known"`` when the gold rows were
-        drawn at random (then the gold share ``n / (n + m)`` is used).
+    propensity : classifier for ``P(gold | x)``, ``"logistic"``, or ``"known"`` when the gold rows
+        were drawn at random (then the gold share ``n / (n + m)`` is used).
     n_folds : cross-fitting folds (0: in-sample nuisances).
     scale : ``"variance"`` (default), ``"magnitude"``, ``"wasserstein"`` or ``"none"``.
     preference_weight : λ, the weight of the debiased preference rows, or ``"cv"`` to choose
@@ -53,9 +102,16 @@ class MetaRouter:
     bias_clip : bound on ``|Δ̂|`` (None: no clipping).
     standardize : ``True`` (default) scales each feature to unit variance on the training
         rows; ``"common"`` centres them and divides all by one scale, keeping their relative
-        scales (principal components of embeddings: the leading directions carry the
-        topic); ``False`` uses them as given.
-    seed : int.
+        scales (principal components of embeddings); ``False`` uses them as given.
+    seed : int in ``[0, 2**32)``.
+    trim : ``a`` in ``[0, 0.5)``: rows whose propensity lies outside ``[a, 1 − a]`` are left out of the
+        R/DR bias fit (by weight; 0: none). Δ̂ is then estimated where the sources overlap and
+        extrapolated elsewhere — a different estimand, chosen for stability under poor overlap.
+
+    The constructor keeps its arguments as attributes and checks them at once (scikit-learn's
+    estimator conventions: ``get_params``, ``set_params``, ``sklearn.base.clone`` work). Numbers
+    (penalties, λ, clip levels) travel to the compiled program as arrays, so changing them does
+    not recompile.
 
     Attributes (after ``fit``)
     --------------------------
@@ -64,8 +120,8 @@ class MetaRouter:
 
     def __init__(
         self,
-        method: str = "meta",
-        cate: str = "r",
+        method="meta",
+        cate=None,
         learner: Learner | None = None,
         propensity: Learner | str = "logistic",
         n_folds: int = 5,
@@ -75,41 +131,97 @@ class MetaRouter:
         bias_clip: float | None = None,
         standardize: bool | str = True,
         seed: int = 0,
+        trim: float = 0.0,
     ):
-        effect_learner = learner  # None: the CATE default for this kind
-        learner = RandomFeatureRidge() if learner is None else learner
-        if isinstance(propensity, str):
-            if propensity not in ("logistic", "known"):
-                raise ValueError(f"propensity must be a classifier, 'logistic' or 'known', got {propensity!r}")
-            propensity = Logistic() if propensity == "logistic" else None
-        low, high = (float(v) for v in propensity_clip)
-        if not 0.0 <= low < high <= 1.0:
-            raise ValueError(f"propensity_clip must satisfy 0 <= low < high <= 1, got {tuple(propensity_clip)}")
-        grid, criterion = None, "squared_error"
-        if isinstance(preference_weight, str):
-            if preference_weight not in CV_MODES:
-                raise ValueError(f"preference_weight must be a number >= 0, 'cv' or 'cv_routing', got {preference_weight!r}")
-            grid, criterion, preference_weight = CV_GRID, CV_MODES[preference_weight], 1.0
-        if preference_weight < 0 or not np.isfinite(preference_weight):
-            raise ValueError(f"preference_weight must be finite and >= 0, got {preference_weight}")
-        self.config = RouterConfig(
-            method=method,
-            cate=CateConfig(kind=cate, propensity_learner=propensity, outcome_learner=learner,
-                            effect_learner=effect_learner, n_folds=n_folds),
-            quality_learner=learner,
-            scale=scale,
-            standardize=standardize,
-            preference_weight_grid=grid,
-            cv_criterion=criterion,
-        )
-        cate_hyper = default_cate_hyper(self.config.cate)._replace(
-            propensity_clip=jnp.asarray([low, high], jnp.float32),
-            bias_clip=jnp.asarray(np.inf if bias_clip is None else bias_clip, jnp.float32),
-        )
-        self.hyper = RouterHyper(jnp.asarray(preference_weight, jnp.float32), cate_hyper, learner.hyper())
-        self.seed = int(seed)
+        self.method = method
+        self.cate = cate
+        self.learner = learner
+        self.propensity = propensity
+        self.n_folds = n_folds
+        self.scale = scale
+        self.preference_weight = preference_weight
+        self.propensity_clip = propensity_clip
+        self.bias_clip = bias_clip
+        self.standardize = standardize
+        self.seed = seed
+        self.trim = trim
+        self._build()
         self.fit_ = None
         self.info_ = None
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's arguments (scikit-learn's protocol)."""
+        return {name: getattr(self, name) for name in _PARAMS}
+
+    def set_params(self, **params) -> "MetaRouter":
+        """Set constructor arguments (checked at once); a fitted router must be fitted again."""
+        unknown = sorted(set(params) - set(_PARAMS))
+        if unknown:
+            raise ValueError(f"unknown parameters {unknown}; MetaRouter takes {list(_PARAMS)}")
+        old = self.get_params()
+        for name, value in params.items():
+            setattr(self, name, value)
+        try:
+            self._build()
+        except ValueError:
+            for name, value in old.items():
+                setattr(self, name, value)
+            raise
+        return self
+
+    def __repr__(self) -> str:
+        defaults = MetaRouter.__init__.__defaults__
+        changed = [f"{n}={getattr(self, n)!r}" for n, d in zip(_PARAMS, defaults) if getattr(self, n) is not d
+                   and not (isinstance(d, (str, int, float, tuple, type(None))) and getattr(self, n) == d)]
+        return f"MetaRouter({', '.join(changed)})"
+
+    def _build(self) -> None:
+        """The static configuration and the array hyper-parameters from the constructor's arguments."""
+        learner = RandomFeatureRidge() if self.learner is None else self.learner
+        if self.learner is not None and getattr(self.learner, "task", None) != "regression":
+            raise ValueError(f"learner must be a regressor (task 'regression'), got {self.learner!r}")
+        propensity = self.propensity
+        if isinstance(propensity, str):
+            choice("propensity", propensity, ("logistic", "known"))
+            propensity = Logistic() if propensity == "logistic" else None
+        elif getattr(propensity, "task", None) != "classification":
+            raise ValueError(f"propensity must be a classifier, 'logistic' or 'known', got {propensity!r}")
+        n_folds = integer("n_folds", self.n_folds, 0)
+        clip = tuple(self.propensity_clip) if np.ndim(self.propensity_clip) == 1 else ()
+        if len(clip) != 2:
+            raise ValueError(f"propensity_clip must be (low, high), got {self.propensity_clip!r}")
+        low, high = (finite("propensity_clip", v) for v in clip)
+        if not 0.0 <= low < high <= 1.0:
+            raise ValueError(f"propensity_clip must satisfy 0 <= low < high <= 1, got {tuple(self.propensity_clip)}")
+        bias_clip = np.inf if self.bias_clip is None else finite("bias_clip", self.bias_clip, 0.0, strict=True)
+        trim = finite("trim", self.trim, 0.0)
+        if trim >= 0.5:
+            raise ValueError(f"trim must be in [0, 0.5), got {self.trim!r}")
+        integer("seed", self.seed, 0)
+        if self.seed >= 2**32:
+            raise ValueError(f"seed must be below 2**32, got {self.seed}")
+        lam, cv_mode = self.preference_weight, None
+        if isinstance(lam, str):
+            cv_mode, lam = choice("preference_weight", lam, tuple(CV_SUFFIXES)), 1.0
+        lam = finite("preference_weight", lam, 0.0)
+        method = preset(self.method) if isinstance(self.method, str) else self.method
+        if method.estimates_bias and self.cate is not None:  # the Meta-Router's bias learner: a name or a value
+            cate = CATE_LEARNERS[choice("cate", self.cate, tuple(CATE_LEARNERS))]() if isinstance(self.cate, str) \
+                else self.cate
+            method = method.with_cate(cate)
+        if cv_mode is not None and not hasattr(method, "select_weight"):
+            method = CrossValidatedWeight(method, criterion=CV_SUFFIXES[cv_mode])
+        method = method.with_learners(outcome=learner, effect=self.learner, propensity=propensity, n_folds=n_folds)
+        config = RouterConfig(method=method, quality_learner=learner, scale=self.scale, standardize=self.standardize)
+        cate_hyper = method.hyper()
+        if method.estimates_bias:
+            cate_hyper = cate_hyper._replace(propensity_clip=jnp.asarray([low, high], jnp.float32),
+                                             bias_clip=jnp.asarray(bias_clip, jnp.float32),
+                                             trim=jnp.asarray(trim, jnp.float32))
+        self.config = config
+        self.hyper = RouterHyper(jnp.asarray(lam, jnp.float32), cate_hyper, learner.hyper())
+        # The compiled programs are keyed by the configuration's structure only: numbers are in ``hyper``.
+        self._static = structure(config)
 
     def fit(
         self,
@@ -118,13 +230,15 @@ class MetaRouter:
         preference_features: ArrayLike | None = None,
         preference_label: ArrayLike | None = None,
         *,
-        gold_weight: ArrayLike | None = None,
-        preference_weight: ArrayLike | None = None,
+        gold_sample_weight: ArrayLike | None = None,
+        preference_sample_weight: ArrayLike | None = None,
         all_gold_label: ArrayLike | None = None,
     ) -> "MetaRouter":
         """Fit on gold ``(X_G, r)`` and preference ``(X_P, y)`` data, or on a ready :class:`Dataset`.
 
-        ``all_gold_label`` (gold labels for every pooled row) is needed only by ``"all_golden"``.
+        ``gold_sample_weight`` / ``preference_sample_weight`` are per-row sample weights (not λ,
+        which is the constructor's ``preference_weight``). ``all_gold_label`` (gold labels for
+        every pooled row) is needed only by ``"all_golden"``.
         """
         if isinstance(gold_features, Dataset):
             data = gold_features
@@ -132,40 +246,37 @@ class MetaRouter:
             if gold_label is None or preference_features is None or preference_label is None:
                 raise ValueError("fit needs gold_features, gold_label, preference_features and preference_label")
             data = from_sources(gold_features, gold_label, preference_features, preference_label,
-                                gold_weight, preference_weight)
+                                gold_sample_weight, preference_sample_weight)
         gl = None
         if all_gold_label is not None:
             gl_np = _as_float("all_gold_label", all_gold_label, 1)
             _check_finite("all_gold_label", gl_np)
             gl = jnp.asarray(gl_np, jnp.float32)
-        fit, info = _fit_jit(jax.random.key(self.seed), data, self.config, self.hyper, gl)
-        if int(info.n_nonfinite) > 0:
+        fit, info = _fit_jit(jax.random.key(self.seed), data, self._static, self.hyper, gl)
+        self.fit_, self.info_, self.data_ = None, info, data  # diagnostics stay readable if the fit fails
+        stage = _first_nonfinite(info)
+        if stage is not None:
+            name, count, what = stage
             raise FloatingPointError(
-                f"{int(info.n_nonfinite)} non-finite training targets after debiasing; "
-                "check the propensity diagnostics (info_.cate.propensity) and the clip levels"
-            )
-        p = info.cate.propensity
-        if int(p.n_extreme) > 0:
-            warnings.warn(
-                f"the propensity model returned 0 or 1 on {int(p.n_extreme)} rows (no overlap there); "
-                f"they were clipped to {tuple(np.asarray(self.hyper.cate.propensity_clip).tolist())}",
-                RuntimeWarning, stacklevel=2)
-        self.fit_, self.info_, self.data_ = fit, info, data
+                f"{count} non-finite values at stage '{name}' ({what}); every earlier stage was finite. "
+                "info_ holds each stage's count (info_.nonfinite, info_.cate.nonfinite) and the overlap "
+                "diagnostics (info_.cate.propensity: range, histogram by source, effective sizes)")
+        self.fit_ = fit
+        for message in _warnings(info, self.hyper):
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
         return self
 
     def _draws(self, x, target, n_replicates, bootstrap, seed, retune=True):
-        if int(n_replicates) < 2:
-            raise ValueError(f"n_replicates must be at least 2, got {n_replicates}")
-        if target == "bias" and self.config.method != "meta":
-            raise ValueError(f"only the Meta-Router estimates a bias; this fit is {self.config.method!r}")
+        n_replicates = integer("n_replicates", n_replicates, 2)
+        if target == "bias" and not self.config.method.estimates_bias:
+            raise ValueError(f"only the Meta-Router estimates a bias; this fit is {self.config.method.name!r}")
         W = bootstrap_weights(jax.random.key(self.seed + 1 if seed is None else seed), self.data_.is_gold,
                               int(n_replicates), bootstrap)
-        return _bootstrap_jit(jax.random.key(self.seed), self.data_, x, W, self.config, self.hyper, target,
+        return _bootstrap_jit(jax.random.key(self.seed), self.data_, x, W, self._static, self.hyper, target,
                               retune=bool(retune))
 
     def _interval(self, X, target, n_replicates, level, kind, bootstrap, seed, retune):
-        if not 0.0 < level < 1.0:
-            raise ValueError(f"level must be in (0, 1), got {level}")
+        level = unit_interval("level", level)
         x = self._features(X)
         draws = self._draws(x, target, n_replicates, bootstrap, seed, retune)
         predict = predict_quality if target == "quality" else predict_router_bias
@@ -198,8 +309,7 @@ class MetaRouter:
         each ``(W,)``. Simultaneous bands over ``w``: ``inference.simultaneous_band`` on
         ``inference.policy_value_draws``.
         """
-        if not 0.0 < level < 1.0:
-            raise ValueError(f"level must be in (0, 1), got {level}")
+        level = unit_interval("level", level)
         w = np.atleast_1d(self._weights(cost_weights))
         x = self._features(X)
         cp, ca = self._costs(x.shape[0], cost_primary, cost_alternative)

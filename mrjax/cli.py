@@ -18,68 +18,172 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
+import math
 import os
-import shutil
+import re
 import sys
-import tempfile
 import tomllib
 import warnings
 
+from typing import NamedTuple
+
 import numpy as np
 
-STUDY_KEYS = {"runs", "n_gold", "n_test", "n_preference", "methods", "seed", "normalize", "aggregate",
-              "batch_size", "n_folds", "n_features_rff", "bias_strength", "out", "data", "data_dir",
-              "judge_strength", "subject_sd", "length_coef", "judge_seed", "bootstrap", "bootstrap_method",
-              "standardize"}
+from mrjax._checks import choice, finite, integer
+from mrjax._output import check_destination, results_folder
+
 DATA_SOURCES = ("simulator", "routellm-mmlu", "routellm-gsm8k")
 STANDARDIZE = {"features": True, "common": "common", "none": False}
+STUDY_RENAMES = {"n_runs": "runs"}  # StudyConfig field → setting name (flag --runs, TOML key runs)
+STUDY_SPECIAL = {"methods", "simulation", "standardize"}  # fields with their own handling below
+JUDGE = {"judge_strength": "judge_strength", "subject_sd": "subject_sd", "length_coef": "length_coef",
+         "judge_seed": "seed"}  # setting → load_routellm argument
 
 
 class UsageError(Exception):
-    pass
+    """A mistake in the command line or its settings: one line, exit status 2, nothing written."""
+
+
+class StudyFailed(Exception):
+    """The study ran but produced results that cannot be reported: one line, exit status 1, nothing written."""
+
+
+class Option(NamedTuple):
+    """One study setting: its name (flag ``--name-with-dashes``, TOML key ``name``), type, default,
+    where it goes (``study``: a StudyConfig field, ``simulation``: a SimulationConfig field,
+    ``judge``: the MMLU judge, ``cli``: this command), and help."""
+
+    name: str
+    kind: object  # int, float, bool, str, or a tuple of choices
+    default: object
+    target: str
+    help: str
+    field: str = ""
+
+
+def _field_help(cls) -> dict:
+    """``name : text`` entries of a NumPy-style Attributes section, joined per field."""
+    doc = inspect.getdoc(cls) or ""
+    section = doc.split("Attributes", 1)[1] if "Attributes" in doc else ""
+    out, current = {}, None
+    for line in section.splitlines()[2:]:
+        m = re.match(r"^([a-z_, ]+) : (.*)$", line)
+        if m:
+            names, text = m.group(1), m.group(2)
+            current = [n.strip() for n in names.split(",")]
+            for n in current:
+                out[n] = text
+        elif current and line.startswith("    "):
+            for n in current:
+                out[n] += " " + line.strip()
+    return {k: v.replace("%", "%%") for k, v in out.items()}
+
+
+def _kind(default):
+    return type(default) if isinstance(default, (bool, int, float, str)) else str
+
+
+def study_options() -> list[Option]:
+    """Every ``mrjax study`` setting, generated from ``StudyConfig`` and ``SimulationConfig`` (their
+    defaults and docstrings) and ``load_routellm``'s judge arguments, plus the command's own."""
+    from mrjax.data._routellm import load_routellm
+    from mrjax.data._simulate import SimulationConfig
+    from mrjax.sim._study import DEFAULT_METHODS, StudyConfig
+
+    study, sim = StudyConfig(), SimulationConfig()
+    helps, sim_helps = _field_help(StudyConfig), _field_help(SimulationConfig)
+    opts = [
+        Option("seed", int, 0, "cli", "the study's random key (run r uses fold_in(key, r))"),
+        Option("data", DATA_SOURCES, "simulator", "cli", "study data: the paper-like simulator or RouteLLM's real gold"),
+        Option("data_dir", str, None, "cli", "folder of RouteLLM's evals (mmlu/, gsm8k/, embeddings_minilm.npz); "
+                                             "needed by --data routellm-*"),
+        Option("methods", str, ",".join(DEFAULT_METHODS), "study", "comma-separated names from router.PRESETS"),
+        Option("normalize", str, "oracle", "cli", "'oracle' (gain / oracle gain) or a positive constant to divide by"),
+        Option("aggregate", ("mean", "median"), "mean", "cli", "aggregate over runs"),
+        Option("standardize", tuple(STANDARDIZE), None, "study",
+               "feature scaling: per feature, one common scale, or none (default: 'features' on the simulator, "
+               "'common' on RouteLLM's principal components)", "standardize"),
+        Option("out", str, "results", "cli", "output folder"),
+    ]
+    for f in dataclasses.fields(StudyConfig):
+        if f.name in STUDY_SPECIAL:
+            continue
+        default = getattr(study, f.name)
+        kind = str if default is None else _kind(default)
+        opts.append(Option(STUDY_RENAMES.get(f.name, f.name), kind, default, "study", helps.get(f.name, ""), f.name))
+    for f in dataclasses.fields(SimulationConfig):
+        default = getattr(sim, f.name)
+        opts.append(Option(f.name, _kind(default), default, "simulation", "simulator: " + sim_helps.get(f.name, ""),
+                           f.name))
+    signature = inspect.signature(load_routellm).parameters
+    for name, arg in JUDGE.items():
+        default = signature[arg].default
+        opts.append(Option(name, _kind(default), default, "judge", f"MMLU simulated judge: its {arg} argument"))
+    return opts
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the command's promise: a usage mistake is one line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"mrjax: error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mrjax", description="Meta-Router studies in JAX")
-    sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("study", help="run the paper's Monte-Carlo protocol on the paper-like simulator")
-    s.add_argument("--config", help="TOML file with any of: " + ", ".join(sorted(STUDY_KEYS)))
-    s.add_argument("--runs", type=int)
-    s.add_argument("--n-gold", type=int)
-    s.add_argument("--n-test", type=int)
-    s.add_argument("--n-preference", type=int)
-    s.add_argument("--methods", help="comma-separated method names")
-    s.add_argument("--seed", type=int)
-    s.add_argument("--normalize", help="'oracle' or a positive constant")
-    s.add_argument("--aggregate", choices=["mean", "median"])
-    s.add_argument("--batch-size", type=int)
-    s.add_argument("--n-folds", type=int)
-    s.add_argument("--n-features-rff", type=int)
-    s.add_argument("--bias-strength", type=float)
-    s.add_argument("--out", help="output folder (default: results)")
-    s.add_argument("--data", choices=DATA_SOURCES, help="study data (default: the paper-like simulator)")
-    s.add_argument("--data-dir", help="folder of RouteLLM's evals (mmlu/, gsm8k/, embeddings_minilm.npz)")
-    s.add_argument("--judge-strength", type=float, help="MMLU simulated judge: a (default 1.0)")
-    s.add_argument("--subject-sd", type=float, help="MMLU simulated judge: s (default 1.0)")
-    s.add_argument("--length-coef", type=float, help="MMLU simulated judge: c (default 0.5)")
-    s.add_argument("--judge-seed", type=int, help="MMLU simulated judge: seed (default 0)")
-    s.add_argument("--bootstrap", type=int, help="within-run bootstrap replicates per run (default 0: none)")
-    s.add_argument("--bootstrap-method", help="method to bootstrap (default: the first Meta-Router)")
-    s.add_argument("--standardize", choices=list(STANDARDIZE),
-                   help="feature scaling: per feature, one common scale, or none (default: 'features' on the "
-                        "simulator, 'common' on RouteLLM's principal components)")
+    p = _Parser(prog="mrjax", description="Meta-Router studies in JAX")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    s = sub.add_parser("study", help="run the paper's Monte-Carlo protocol on the paper-like simulator or real data",
+                       description="Run the paper's Monte-Carlo protocol. Every option can also be given in a TOML "
+                                   "file (--config, keys as the option names with underscores, optionally under "
+                                   "[study]); flags override the file.")
+    s.add_argument("--config", help="TOML file of settings")
+    for o in study_options():
+        flag = "--" + o.name.replace("_", "-")
+        if o.kind is bool:
+            s.add_argument(flag, dest=o.name, action=argparse.BooleanOptionalAction, default=None, help=o.help)
+        elif isinstance(o.kind, tuple):
+            s.add_argument(flag, dest=o.name, choices=list(o.kind), default=None, help=o.help)
+        else:
+            s.add_argument(flag, dest=o.name, type=o.kind, default=None,
+                           help=f"{o.help} (default {o.default})" if o.default not in (None, "") else o.help)
+    s.add_argument("--overwrite", action="store_true", help="replace an existing results folder (kept otherwise)")
     s.add_argument("--quiet", action="store_true", help="no progress line")
     return p
 
 
+def _typed(o: Option, value):
+    """A setting's value checked against its option's type (TOML gives any type)."""
+    if value is None:
+        return None
+    try:
+        if o.kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{o.name} must be true or false, got {value!r}")
+            return value
+        if o.kind is int:
+            return integer(o.name, value)
+        if o.kind is float:
+            return finite(o.name, value)
+        if isinstance(o.kind, tuple):
+            return choice(o.name, value, o.kind)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if o.name == "normalize" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value  # a constant; checked with 'oracle' below
+    if o.name == "methods" and isinstance(value, (list, tuple)):
+        if not all(isinstance(v, str) for v in value):
+            raise UsageError(f"methods must be names, got {value!r}")
+        return ",".join(value)
+    if not isinstance(value, str):
+        raise UsageError(f"{o.name} must be a string, got {value!r}")
+    return value
+
+
 def _settings(args) -> dict:
-    settings = {"runs": 200, "n_gold": 100, "n_test": 500, "n_preference": 3900, "seed": 0,
-                "normalize": "oracle", "aggregate": "mean", "batch_size": 50, "n_folds": 5,
-                "n_features_rff": 256, "bias_strength": 1.0, "out": "results", "methods": None,
-                "data": "simulator", "data_dir": None, "judge_strength": 1.0, "subject_sd": 1.0,
-                "length_coef": 0.5, "judge_seed": 0, "bootstrap": 0, "bootstrap_method": None,
-                "standardize": None}
+    options = {o.name: o for o in study_options()}
+    given = {}
     if args.config:
         if not os.path.isfile(args.config):
             raise UsageError(f"config file not found: {args.config}")
@@ -89,37 +193,59 @@ def _settings(args) -> dict:
         except tomllib.TOMLDecodeError as err:
             raise UsageError(f"config file {args.config} is not valid TOML: {err}") from None
         cfg = cfg.get("study", cfg)
-        unknown = sorted(set(cfg) - STUDY_KEYS)
+        unknown = sorted(set(cfg) - set(options))
         if unknown:
-            raise UsageError(f"config file {args.config}: unknown keys {unknown}; allowed: {sorted(STUDY_KEYS)}")
-        settings.update(cfg)
-    for key in STUDY_KEYS:
-        value = getattr(args, key, None)
+            raise UsageError(f"config file {args.config}: unknown keys {unknown}; allowed: {sorted(options)}")
+        given.update(cfg)
+    for name in options:
+        value = getattr(args, name, None)
         if value is not None:
-            settings[key] = value
-    if settings["data"] not in DATA_SOURCES:
-        raise UsageError(f"data must be one of {DATA_SOURCES}, got {settings['data']!r}")
-    if settings["data"] != "simulator":
+            given[name] = value
+    given = {k: _typed(options[k], v) for k, v in given.items()}
+    settings = {name: o.default for name, o in options.items()}
+    settings.update({k: v for k, v in given.items() if v is not None})
+    if settings["data"] == "simulator":
+        wrong = sorted(k for k in given if options[k].target == "judge" or k == "data_dir")
+        if wrong:
+            raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in wrong)}: only for real data "
+                             f"(--data routellm-mmlu or routellm-gsm8k); the simulator was chosen")
+    else:
+        wrong = sorted(k for k in given if options[k].target == "simulation")
+        if wrong:
+            raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in wrong)}: only for the simulator, "
+                             f"not to --data {settings['data']}")
         if not settings["data_dir"]:
             raise UsageError(f"--data {settings['data']} needs --data-dir (a copy of RouteLLM's evals folder)")
         if not os.path.isdir(settings["data_dir"]):
             raise UsageError(f"data directory not found: {settings['data_dir']}")
     if settings["standardize"] is None:
         settings["standardize"] = "features" if settings["data"] == "simulator" else "common"
-    if settings["standardize"] not in STANDARDIZE:
-        raise UsageError(f"standardize must be one of {list(STANDARDIZE)}, got {settings['standardize']!r}")
-    if isinstance(settings["methods"], str):
-        settings["methods"] = [m.strip() for m in settings["methods"].split(",") if m.strip()]
+    settings["methods"] = [m.strip() for m in settings["methods"].split(",") if m.strip()]
     norm = settings["normalize"]
     if norm != "oracle":
         try:
             norm = float(norm)
         except (TypeError, ValueError):
             raise UsageError(f"normalize must be 'oracle' or a positive number, got {norm!r}") from None
-        if not norm > 0:
+        if not (norm > 0 and math.isfinite(norm)):
             raise UsageError(f"normalize must be 'oracle' or a positive number, got {norm!r}")
         settings["normalize"] = norm
     return settings
+
+
+def study_config(settings: dict):
+    """The StudyConfig the settings describe (every StudyConfig and SimulationConfig field from its option)."""
+    from mrjax.data._simulate import SimulationConfig
+    from mrjax.sim._study import StudyConfig
+
+    options = study_options()
+    sim = {o.field: settings[o.name] for o in options if o.target == "simulation"}
+    fields = {o.field: settings[o.name] for o in options if o.target == "study" and o.field}
+    fields["standardize"] = STANDARDIZE[settings["standardize"]]
+    try:
+        return StudyConfig(**fields, methods=tuple(settings["methods"]), simulation=SimulationConfig(**sim))
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
 
 
 def _plot(path, summary, methods, grid, normalize, band=None):
@@ -149,24 +275,16 @@ def _plot(path, summary, methods, grid, normalize, band=None):
 
 def study(args) -> int:
     settings = _settings(args)
+    try:
+        check_destination(settings["out"], args.overwrite)  # before any work: never discovered after the study
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     import jax
 
-    from mrjax.data._simulate import SimulationConfig
     from mrjax.router._metrics import summarize_gain
-    from mrjax.sim._study import DEFAULT_METHODS, StudyConfig, run_study
+    from mrjax.sim._study import run_study
 
-    try:
-        config = StudyConfig(
-            n_runs=int(settings["runs"]), n_test=int(settings["n_test"]), n_gold=int(settings["n_gold"]),
-            n_preference=int(settings["n_preference"]),
-            methods=tuple(settings["methods"] or DEFAULT_METHODS),
-            simulation=SimulationConfig(bias_strength=float(settings["bias_strength"])),
-            n_features_rff=int(settings["n_features_rff"]), n_folds=int(settings["n_folds"]),
-            batch_size=int(settings["batch_size"]), bootstrap=int(settings["bootstrap"]),
-            bootstrap_method=settings["bootstrap_method"], standardize=STANDARDIZE[settings["standardize"]],
-        )
-    except (ValueError, TypeError) as err:
-        raise UsageError(str(err)) from None
+    config = study_config(settings)
     run_fn = None
     if settings["data"] != "simulator":
         import jax.numpy as jnp
@@ -176,8 +294,7 @@ def study(args) -> int:
 
         try:
             pool = load_routellm(settings["data_dir"], settings["data"].split("-", 1)[1],
-                                 float(settings["judge_strength"]), float(settings["subject_sd"]),
-                                 float(settings["length_coef"]), int(settings["judge_seed"]))
+                                 **{arg: settings[name] for name, arg in JUDGE.items()})
         except (OSError, ValueError) as err:
             raise UsageError(str(err)) from None
         n_pool = pool.embedding.shape[0]
@@ -190,15 +307,18 @@ def study(args) -> int:
     result = run_study(jax.random.key(int(settings["seed"])), config, run_fn=run_fn, progress=not args.quiet)
     summary = summarize_gain(result.efficiency, result.random, result.oracle,
                              aggregate=settings["aggregate"], normalize=settings["normalize"])
+    bad = [(name, int((~np.isfinite(result.rmse[:, m])).sum())) for m, name in enumerate(result.methods)]
+    bad = [(name, k) for name, k in bad if k]
+    if bad:
+        raise StudyFailed("non-finite ψ̂ in " + ", ".join(f"{name} ({k} of {len(result.rmse)} runs)" for name, k in bad)
+                          + "; nothing was written. Check the data (NaN features or labels) and the settings")
     out = settings["out"]
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".mrjax-", dir=parent)
-    try:
+    with results_folder(out) as tmp:
         methods = list(result.methods)
         report = {
             "config": {**{k: v for k, v in settings.items() if k != "out"}, "methods": methods},
             "device": str(jax.devices()[0]), "n_devices": jax.local_device_count(),
+            "versions": {"mrjax": _version(), "jax": jax.__version__, "python": sys.version.split()[0]},
             "seconds": result.seconds, "compile_seconds": result.compile_seconds,
             "usage_grid": result.grid.tolist(),
             "methods": {
@@ -220,15 +340,6 @@ def study(args) -> int:
             json.dump(report, f, indent=2)
         _write_curves(os.path.join(tmp, "curves.csv"), result)
         _plot(os.path.join(tmp, "efficiency_gain.png"), summary, methods, result.grid, settings["normalize"], band)
-        if os.path.isdir(out):
-            for name in os.listdir(tmp):
-                os.replace(os.path.join(tmp, name), os.path.join(out, name))
-            os.rmdir(tmp)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     print(f"{result.seconds:.1f}s for {config.n_runs} runs x {len(methods)} methods "
           f"({result.compile_seconds:.1f}s first batch incl. compile) on {report['device']}")
     print(f"{'method':<12} {'peak':>7} {'usage':>6} {'area':>7} {'psi RMSE':>9}")
@@ -266,6 +377,12 @@ def _band_report(result, config, settings):
     return report, (config.bootstrap_method, mean_lo, mean_hi)
 
 
+def _version() -> str:
+    from mrjax import __version__
+
+    return __version__
+
+
 def _num(x):
     x = float(x)
     return x if np.isfinite(x) else None
@@ -294,6 +411,9 @@ def main(argv=None) -> int:
     except UsageError as err:
         print(f"mrjax: error: {err}", file=sys.stderr)
         return 2
+    except StudyFailed as err:
+        print(f"mrjax: error: {err}", file=sys.stderr)
+        return 1
     return 1
 
 

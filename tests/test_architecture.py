@@ -1,8 +1,8 @@
-"""Dependencies point one way: data → learners → nuisance → cate → router → inference → bayes → sim → api/cli."""
+"""Dependencies point one way: _typing/_checks → data → learners → nuisance → cate → router → inference → bayes → sim → api/cli."""
 import ast
 import pathlib
 
-LAYERS = ["_typing", "data", "learners", "nuisance", "cate", "router", "inference", "bayes", "sim", "api", "cli", "__main__"]
+LAYERS = ["_typing", "_checks", "data", "learners", "nuisance", "cate", "router", "inference", "bayes", "sim", "api", "_output", "cli", "__main__"]
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "mrjax"
 
 
@@ -37,3 +37,26 @@ def test_third_party_rooms():
                 top = name.split(".")[0]
                 if top in rooms:
                     assert _layer(path) in rooms[top], f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_every_module_is_in_a_layer_and_the_facade_is_exported():
+    """New modules join the layering (a top-level module must be named in LAYERS), and the
+    facade is importable from the package root."""
+    for path in ROOT.rglob("*.py"):
+        layer = _layer(path)
+        assert layer == "__init__" or layer in LAYERS, f"{path.relative_to(ROOT)} is in no layer"
+    import mrjax
+
+    assert mrjax.MetaRouter.__module__ == "mrjax.api" and "MetaRouter" in mrjax.__all__
+
+
+def test_one_table_of_methods_and_learners():
+    """Router methods and CATE learners are values named in one table each; no module
+    dispatches on their names with string comparisons."""
+    import re
+
+    for path in ROOT.rglob("*.py"):
+        text = path.read_text()
+        for pattern in (r"\.kind\s*==", r"method\s*==\s*\"(meta|golden|pooled|preference|mean_shift|all_golden)\"",
+                        r"kind\s+in\s+\(\"r\""):
+            assert not re.search(pattern, text), f"{path.relative_to(ROOT)} dispatches on a name: {pattern}"

@@ -40,6 +40,7 @@ def _closed_form(fit, config, X):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("inference", ["nuts", "svi"])
 def test_posterior_matches_closed_form_linear_gaussian(inference):
     config = BayesConfig(**FIXED, inference=inference, num_warmup=300, num_samples=8000, svi_steps=4000)
@@ -65,6 +66,7 @@ def test_posterior_matches_closed_form_linear_gaussian(inference):
             np.testing.assert_array_less(np.abs(draws.std(0) / sd - 1), 0.10)
 
 
+@pytest.mark.slow
 def test_same_key_same_draws_and_draws_feed_the_interval_tools():
     config = BayesConfig(n_features=8, num_warmup=100, num_samples=200)
     a, _ = fit_bayes(jax.random.key(3), SIM.data, config)

@@ -4,7 +4,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-from mrjax.cate import CateConfig, authors_cate, default_cate_hyper, fit_cate, predict_bias
+from mrjax.cate import CATE_LEARNERS, DRLearner, RLearner, XLearner, authors_cate, fit_cate, predict_bias, with_learners
 from mrjax.data import SimulationConfig, fit_standardizer, simulate, standardize
 from mrjax.learners import Logistic, RandomFeatureRidge, Ridge
 from mrjax.nuisance import fit_propensity
@@ -14,8 +14,13 @@ DESIGN = SimulationConfig(n_features=6)
 SEEDS = range(4)
 
 
+def _learner(kind, **learners):
+    """The CATE learner of ``kind`` with the given component learners (where it has them)."""
+    return with_learners(CATE_LEARNERS[kind](), **learners)
+
+
 def _bias_rmse(kind, n_gold, seeds=SEEDS):
-    config = CateConfig(kind=kind, outcome_learner=LEARNER, effect_learner=LEARNER)
+    config = _learner(kind, outcome=LEARNER, effect=LEARNER)
     fit = jax.jit(lambda k, d: fit_cate(k, d, config))
     out = []
     for s in seeds:
@@ -37,6 +42,7 @@ def _bound(kind, n_gold):
     return B * (n_gold / 250) ** -0.15
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["r", "dr", "x", "t", "s"])
 def test_each_learner_recovers_the_bias_and_improves_with_n(kind):
     small, large = _bias_rmse(kind, 250), _bias_rmse(kind, 1000)
@@ -69,7 +75,7 @@ def test_authors_switch_values():
 
 def test_bias_clip_bounds_predictions_and_is_counted():
     data = _data()
-    config, hyper = authors_cate("dr", outcome_learner=Ridge(), effect_learner=Ridge(penalty=0.0))
+    config, hyper = authors_cate("dr", outcome=Ridge(), effect=Ridge(penalty=0.0))
     hyper = hyper._replace(bias_clip=jnp.float32(0.05))
     fit, info = fit_cate(jax.random.key(0), data, config, hyper)
     pred = predict_bias(config, fit, data.features)
@@ -103,7 +109,7 @@ class _Degenerate:
 
 def test_degenerate_propensity_is_reported_and_clipped_not_nan():
     data = _data()
-    config = CateConfig(kind="dr", propensity_learner=_Degenerate(), outcome_learner=Ridge(), effect_learner=Ridge())
+    config = DRLearner(propensity=_Degenerate(), outcome=Ridge(), effect=Ridge())
     fit, info = fit_cate(jax.random.key(0), data, config)
     assert int(info.propensity.n_extreme) == 200
     assert int(info.propensity.n_clipped) == 200
@@ -119,19 +125,23 @@ def test_known_propensity_is_used_as_given():
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="CATE kind must be one of"):
-        CateConfig(kind="q")
     with pytest.raises(ValueError, match="n_folds must be 0"):
-        CateConfig(n_folds=1)
-    with pytest.raises(ValueError, match="propensity_learner must be a classifier"):
-        CateConfig(propensity_learner=Ridge())
-    with pytest.raises(ValueError, match="effect_learner must be a regressor"):
-        CateConfig(effect_learner=Logistic())
+        RLearner(n_folds=1)
+    with pytest.raises(ValueError, match="n_folds must be 0"):
+        DRLearner(n_folds=2.5)
+    with pytest.raises(ValueError, match="RLearner.propensity must be a classifier"):
+        RLearner(propensity=Ridge())
+    with pytest.raises(ValueError, match="XLearner.effect must be a regressor"):
+        XLearner(effect=Logistic())
+    # The kind's default final stage follows the outcome learner's random features.
+    assert DRLearner(outcome=RandomFeatureRidge(n_features=32)).effect.features.n_features == 32
+    assert RLearner().effect.penalty_grid is None and DRLearner().effect.criterion == "loo"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["r", "dr", "x", "t", "s"])
 def test_fit_cate_jit_equals_eager_same_bits_and_no_recompile(kind):
-    config = CateConfig(kind=kind, outcome_learner=Ridge(), effect_learner=Ridge(), n_folds=3)
+    config = _learner(kind, outcome=Ridge(), effect=Ridge(), n_folds=3)
     data = _data()
     traces = []
 
@@ -141,7 +151,7 @@ def test_fit_cate_jit_equals_eager_same_bits_and_no_recompile(kind):
         return predict_bias(config, fit, d.features)
 
     jf = jax.jit(f)
-    hyper = default_cate_hyper(config)
+    hyper = config.hyper()
     a, b = jf(jax.random.key(0), data, hyper), jf(jax.random.key(0), data, hyper)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, f(jax.random.key(0), data, hyper), rtol=1e-3, atol=1e-3)

@@ -2,18 +2,19 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import jax
 import jax.numpy as jnp
 
-from mrjax.cate import CateConfig
+from mrjax.cate import RLearner
 from mrjax.data import Dataset, paper_like
 from mrjax.inference import bootstrap_predict, bootstrap_weights, gold_corrected_value, interval, policy_value
 from mrjax.learners import Ridge
-from mrjax.router import RouterConfig, fit_router, predict_quality
+from mrjax.router import Meta, RouterConfig, fit_router, predict_quality
 
 RIDGE = Ridge(penalty=1e-3)
 LINEAR = RouterConfig(quality_learner=RIDGE, scale="none",
-                      cate=CateConfig(propensity_learner=None, outcome_learner=RIDGE, effect_learner=RIDGE, n_folds=5))
+                      method=Meta(RLearner(propensity=None, outcome=RIDGE, effect=RIDGE, n_folds=5)))
 BETA, GAMMA = jnp.asarray([1.0, -0.5, 0.25]), jnp.asarray([0.5, 0.3, 0.0])
 POINTS = jnp.asarray([[0.0, 0.0, 0.0], [1.0, 0.5, -0.5], [-1.0, 1.0, 0.0], [0.5, -1.5, 1.0]])
 
@@ -29,6 +30,7 @@ def _linear_data(key, n_gold=80, n_pref=320):
     return Dataset(X, t, o, jnp.ones((n,)))
 
 
+@pytest.mark.slow
 def test_bootstrap_interval_coverage_on_a_well_specified_linear_model():
     """Percentile 80% intervals for ψ at 4 points over 40 datasets (B = 200 stratified replicates).
 
@@ -51,6 +53,7 @@ def test_bootstrap_interval_coverage_on_a_well_specified_linear_model():
     assert abs(covered.mean() - 0.8) <= 3 * np.sqrt(0.8 * 0.2 / 40), covered.mean()
 
 
+@pytest.mark.slow
 def test_gold_corrected_value_coverage_and_reference():
     """The gold-corrected 90% policy-value interval covers the true value of the fitted policy.
 
@@ -59,7 +62,7 @@ def test_gold_corrected_value_coverage_and_reference():
     least 0.9 − 3·0.047.
     """
     config = RouterConfig(quality_learner=Ridge(penalty=10.0),
-                          cate=CateConfig(outcome_learner=Ridge(penalty=10.0), effect_learner=Ridge(penalty=10.0)))
+                          method=Meta(RLearner(outcome=Ridge(penalty=10.0), effect=Ridge(penalty=10.0))))
     w = jnp.asarray([0.0, 0.3])
 
     def one(key):

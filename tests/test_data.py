@@ -122,6 +122,7 @@ def test_folds_balanced_and_stratified():
         make_folds(jax.random.key(0), t, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("simulator", [paper_like, selection_on_features, heteroscedastic])
 def test_simulators_carry_consistent_truth(simulator):
     sim = simulator(jax.random.key(3), n_gold=200, n_preference=2000, n_test=100)

@@ -6,16 +6,18 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-from mrjax.cate import CateConfig
+from mrjax.cate import DRLearner, RLearner, XLearner
+from mrjax.router import CrossValidatedWeight, Meta
 from mrjax.data import fit_standardizer, paper_like, standardize
 from mrjax.inference import bootstrap_predict, bootstrap_weights, interval, simultaneous_band
 from mrjax.learners import RandomFeatureRidge, Ridge
 from mrjax.router import RouterConfig, fit_router, fixed_tuning, predict_quality
 
 SIM = paper_like(jax.random.key(0), n_gold=30, n_preference=170, n_test=20)
-CONFIG = RouterConfig(quality_learner=Ridge(), cate=CateConfig(outcome_learner=Ridge(), effect_learner=Ridge(), n_folds=3))
+CONFIG = RouterConfig(method=Meta(RLearner(outcome=Ridge(), effect=Ridge(), n_folds=3)), quality_learner=Ridge())
 
 
+@pytest.mark.slow
 def test_weight_sums():
     t = SIM.data.is_gold
     m = np.asarray(bootstrap_weights(jax.random.key(1), t, 50, "multinomial"))
@@ -35,6 +37,7 @@ def test_weight_sums():
         bootstrap_weights(jax.random.key(0), t, 5, "jackknife")
 
 
+@pytest.mark.slow
 def test_all_ones_replicate_reproduces_point_fit_and_batched_equals_single():
     key = jax.random.key(4)
     W = bootstrap_weights(jax.random.key(5), SIM.data.is_gold, 4, "multinomial")
@@ -110,6 +113,7 @@ def test_replicate_weights_with_nan_or_negative_are_named():
         bootstrap_predict(jax.random.key(0), SIM.data, SIM.test_features, jnp.ones((1, 200)), CONFIG)
 
 
+@pytest.mark.slow
 def test_policy_value_and_efficiency_gain_match_numpy():
     from mrjax.inference import efficiency_gain_draws, policy_value_draws
 
@@ -153,6 +157,7 @@ def test_masked_rows_are_never_drawn():
     np.testing.assert_array_equal(m[:, kept_pref].sum(1), kept_pref.sum())
 
 
+@pytest.mark.slow
 def test_fixed_tuning_reproduces_the_fit_and_holds_tuning_in_the_bootstrap():
     """``fixed_tuning`` turns every selected penalty (per fold for cross-fitted nuisances) and
     a cross-validated λ into fixed values; refitting with them on the same data reproduces
@@ -160,18 +165,18 @@ def test_fixed_tuning_reproduces_the_fit_and_holds_tuning_in_the_bootstrap():
     sim = paper_like(jax.random.key(6), n_gold=40, n_preference=360, n_test=25)
     rff = RandomFeatureRidge(n_features=48)
     configs = [
-        RouterConfig(quality_learner=rff, cate=CateConfig(kind="dr", outcome_learner=rff,
-                                                          effect_learner=RandomFeatureRidge(48, penalty="loo"))),
-        RouterConfig(quality_learner=rff, preference_weight_grid=(0.0, 1.0), cv_folds=3,
-                     cate=CateConfig(kind="x", outcome_learner=rff, effect_learner=rff)),
+        RouterConfig(quality_learner=rff,
+                     method=Meta(DRLearner(outcome=rff, effect=RandomFeatureRidge(48, penalty="loo")))),
+        RouterConfig(quality_learner=rff,
+                     method=CrossValidatedWeight(Meta(XLearner(outcome=rff, effect=rff)), grid=(0.0, 1.0), folds=3)),
     ]
     key = jax.random.key(7)
     W = bootstrap_weights(jax.random.key(8), sim.data.is_gold, 3).at[0].set(1.0)
     for config in configs:
         fit, info = fit_router(key, sim.data, config)
         fixed, hyper = fixed_tuning(config, None, info)
-        learners = (fixed.quality_learner, fixed.cate.outcome_learner, fixed.cate.effect_learner)
-        assert all(l.penalty_grid is None for l in learners) and fixed.preference_weight_grid is None
+        learners = (fixed.quality_learner, fixed.method.cate.outcome, fixed.method.cate.effect)
+        assert all(l.penalty_grid is None for l in learners) and isinstance(fixed.method, Meta)
         assert float(hyper.preference_weight) == float(info.preference_weight)
         refit, _ = fit_router(key, sim.data, fixed, hyper)
         point = predict_quality(config, fit, sim.test_features)

@@ -65,6 +65,7 @@ def _rbf(A, B, ell):
     return np.exp(-d2 / (2 * ell**2))
 
 
+@pytest.mark.slow
 def test_random_feature_ridge_approaches_exact_kernel_ridge():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(200, 2)).astype(np.float32)
@@ -90,6 +91,7 @@ def test_random_feature_ridge_approaches_exact_kernel_ridge():
     assert errors[2] < 0.05
 
 
+@pytest.mark.slow
 def test_mlp_fits_a_smooth_function_and_classifies():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(2000, 2)).astype(np.float32)
@@ -122,6 +124,7 @@ def test_mlp_weights_select_rows():
     [Ridge(), dataclasses.replace(RandomFeatureRidge(n_features=64), crossfit_tuning="fold"), Logistic(),
      MLP(hidden=(8,), steps=50)],
 )
+@pytest.mark.slow
 def test_crossfit_prediction_of_row_i_never_used_row_i(learner):
     X, y, w = _reg_data(n=60, d=3, seed=5)
     if learner.task == "classification":
@@ -153,6 +156,7 @@ def _ridge_np(A, y, w, lam):
     return np.linalg.solve(A.T @ (w[:, None] * A) + P, A.T @ (w * y))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("criterion", ["loo", "gcv", "loo_1se"])
 def test_penalty_selection_matches_brute_force(criterion):
     """LOO: every grid penalty's weighted leave-one-row-out error from n explicit refits
@@ -203,6 +207,7 @@ def test_penalty_selection_matches_brute_force(criterion):
     np.testing.assert_allclose(params.coef, _ridge_np(A, yd, wd, lams[best]), rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_shared_crossfit_tuning_applies_the_full_data_choice_to_every_fold():
     X, y, w = (jnp.asarray(a) for a in _reg_data(n=120, d=3, seed=12))
     folds = make_folds(jax.random.key(0), jnp.zeros(120), 4)
@@ -238,6 +243,7 @@ def test_shared_crossfit_tuning_applies_the_full_data_choice_to_every_fold():
         RandomFeatureRidge(penalty="lo")
 
 
+@pytest.mark.slow
 def test_ridge_one_pass_crossfit_equals_generic_fold_fits():
     X, y, w = (jnp.asarray(a) for a in _reg_data(n=103, d=3, seed=6))
     t = jnp.asarray((np.arange(103) < 20).astype(np.float32))
@@ -255,14 +261,15 @@ def test_ridge_one_pass_crossfit_equals_generic_fold_fits():
 
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="counts LAPACK calls of the CPU backend")
 def test_crossfit_and_fit_on_the_same_rows_share_one_eigendecomposition():
     # A study fits a cross-fitted nuisance and another method's model on the same rows;
-    # with direct_moments the all-rows moments are built by one expression, so under jit
+    # with _direct_moments the all-rows moments are built by one expression, so under jit
     # one eigendecomposition serves both (the sum of fold Grams needs two).
     X, y, w = (jnp.asarray(a) for a in _reg_data(n=120, d=3, seed=3))
     folds = make_folds(jax.random.key(0), jnp.zeros(120), 4)
-    learner = dataclasses.replace(RandomFeatureRidge(n_features=16), direct_moments=True)
+    learner = dataclasses.replace(RandomFeatureRidge(n_features=16), _direct_moments=True)
 
     def both(X, y, w):
         pred, _, _ = crossfit_predict(learner, jax.random.key(1), X, y, w, folds)
@@ -272,7 +279,7 @@ def test_crossfit_and_fit_on_the_same_rows_share_one_eigendecomposition():
     assert hlo.count('custom_call_target="lapack_ssyevd') == 1
     # The default (one pass: the all-rows Gram as the sum of the folds') is the same
     # estimator; in float64, where the two sums' rounding is negligible, equal to 1e-8.
-    folds_sum = dataclasses.replace(learner, direct_moments=False)
+    folds_sum = dataclasses.replace(learner, _direct_moments=False)
     with jax.enable_x64(True):
         X64, y64, w64 = (jnp.asarray(np.asarray(a), jnp.float64) for a in (X, y, w))
         a, _, used_a = crossfit_predict(folds_sum, jax.random.key(1), X64, y64, w64, folds)
@@ -281,6 +288,7 @@ def test_crossfit_and_fit_on_the_same_rows_share_one_eigendecomposition():
     np.testing.assert_allclose(used_a["penalty"], used_b["penalty"], rtol=1e-12)  # the same grid choice
     np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-8)
 
+@pytest.mark.slow
 @pytest.mark.parametrize("learner", [Ridge(), RandomFeatureRidge(n_features=32), Logistic(), MLP(hidden=(8,), steps=30)])
 def test_jit_equals_eager_and_same_key_same_bits(learner):
     X, y, w = (jnp.asarray(a) for a in _reg_data(n=80, seed=7))
@@ -293,6 +301,7 @@ def test_jit_equals_eager_and_same_key_same_bits(learner):
     np.testing.assert_allclose(a, eager, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("learner", [Ridge(penalty=0.3), Logistic(), MLP(hidden=(8,), steps=30)])
 def test_vmap_over_weights_equals_loop(learner):
     X, y, _ = (jnp.asarray(a) for a in _reg_data(n=80, seed=8))
@@ -337,3 +346,30 @@ def test_shape_errors_at_trace_time():
         Logistic().fit(jax.random.key(0), X, (y > 0).astype(jnp.float32), w[:, None])
     with pytest.raises(ValueError, match="MLP task must be"):
         MLP(task="ranking")
+
+
+def _logloss(X, y, w, intercept, coef, penalty):
+    eta = intercept + X.astype(np.float64) @ np.asarray(coef, np.float64)
+    return (np.sum(w * (np.logaddexp(0.0, eta) - y * eta)) + 0.5 * penalty * np.sum(np.asarray(coef, np.float64) ** 2)) / w.sum()
+
+
+@pytest.mark.parametrize("design", ["quasi_separable", "rare_and_extreme"])
+def test_logistic_reaches_sklearns_optimum_on_hard_propensities(design):
+    """Damped Newton reaches the penalised optimum where overlap is poor: the objective within 1e-3
+    (per unit weight) of scikit-learn's on the same rows, weights and penalty, and converged."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    if design == "quasi_separable":  # labels almost a step in x0: the MLE runs away, the penalty holds it
+        logit = 12.0 * X[:, 0] + 0.5 * X[:, 1]
+    else:  # 2% treated, propensities from 1e-16 up: the PSID/CPS-like shape of observational samples
+        logit = -7.0 + 4.0 * X[:, 0] + 2.0 * X[:, 1] ** 2
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(np.float32)
+    w = np.ones(n, np.float32)
+    penalty = 1e-2
+    ours = Logistic(penalty=penalty).fit(jax.random.key(0), jnp.asarray(X), jnp.asarray(y), jnp.asarray(w))
+    sk = LogisticRegression(C=1 / penalty, tol=1e-12, max_iter=100_000).fit(X.astype(np.float64), y)
+    f_ours = _logloss(X, y, w, float(ours.coef[0]), np.asarray(ours.coef[1:]), penalty)
+    f_sk = _logloss(X, y, w, sk.intercept_[0], sk.coef_[0], penalty)
+    assert f_ours <= f_sk + 1e-3, (f_ours, f_sk)
+    assert float(ours.grad_norm) < 1e-3

@@ -110,6 +110,7 @@ def _routing_area_numpy(score, gain, w, a=0.2, b=0.8, n=400_001):
     return float(np.sum((curve[1:] + curve[:-1]) / 2 * np.diff(u)))
 
 
+@pytest.mark.slow
 def test_routing_area_matches_numpy_integration():
     rng = np.random.default_rng(3)
     for n, frac_pos in ((40, 0.9), (57, 0.5), (30, 0.1)):

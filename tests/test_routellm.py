@@ -12,7 +12,8 @@ from mrjax.data import load_routellm
 from mrjax.sim import StudyConfig, pool_run
 
 DATA_DIR = os.path.join(SHARED_DATA, "routellm-evals")
-pytestmark = pytest.mark.skipif(not os.path.isdir(DATA_DIR), reason=f"real data folder absent: {DATA_DIR}")
+pytestmark = pytest.mark.skipif(
+    not os.path.isdir(DATA_DIR), reason=f"real data folder absent: {DATA_DIR} (set MRJAX_DATA to the folder holding routellm-evals/)")
 
 
 def test_mmlu_facts():

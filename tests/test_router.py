@@ -8,17 +8,21 @@ import jax
 import jax.numpy as jnp
 
 from mrjax.api import MetaRouter
-from mrjax.cate import CateConfig
+from mrjax.cate import CATE_LEARNERS, RLearner, XLearner, with_learners
 from mrjax.data import SimulationConfig, paper_like, simulate
 from mrjax.learners import RandomFeatureRidge, Ridge
-from mrjax.router import METHODS, RouterConfig, default_hyper, fit_router, predict_quality, route, routing_area
+from mrjax.router import (
+    BASELINES, CrossValidatedWeight, Meta, Pooled, RouterConfig, default_hyper, fit_router, predict_quality, route,
+    routing_area,
+)
 
 STRONG_BIAS = SimulationConfig(n_features=10, bias_strength=1.5)
 LEARNER = RandomFeatureRidge(bandwidth=1.0)
 
 
 def _scores(method, kind="r", seeds=range(6)):
-    rc = RouterConfig(method=method, cate=CateConfig(kind=kind, outcome_learner=LEARNER), quality_learner=LEARNER)
+    value = Meta(with_learners(CATE_LEARNERS[kind](), outcome=LEARNER)) if method == "meta" else BASELINES[method]
+    rc = RouterConfig(method=value, quality_learner=LEARNER)
     f = jax.jit(fit_router, static_argnums=2)
     rmse, value = [], []
     for s in seeds:
@@ -33,6 +37,7 @@ def _scores(method, kind="r", seeds=range(6)):
 
 # The DR-learner is not in this claim: with 300 gold rows its pseudo-outcomes carry
 # 1/p̂ ≈ 11 weights and its ψ̂ is worse than Pooled on this design (measured, see README).
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["r", "x"])
 def test_meta_router_beats_pooled_and_preference_only(kind):
     """Paired over 6 seeds: the mean improvement must exceed 3 standard errors of the paired differences."""
@@ -44,17 +49,20 @@ def test_meta_router_beats_pooled_and_preference_only(kind):
             assert better.mean() > 0
 
 
+@pytest.mark.slow
 def test_every_method_fits_and_all_golden_needs_labels():
     sim = paper_like(jax.random.key(0), n_gold=50, n_preference=300, n_test=50)
-    for method in METHODS:
-        rc = RouterConfig(method=method, quality_learner=Ridge(), cate=CateConfig(outcome_learner=Ridge(), effect_learner=Ridge()))
-        fit, info = fit_router(jax.random.key(1), sim.data, rc, gold_label=sim.gold_label if method == "all_golden" else None)
+    for method in [Meta(RLearner(outcome=Ridge(), effect=Ridge())), *BASELINES.values()]:
+        rc = RouterConfig(method=method, quality_learner=Ridge())
+        fit, info = fit_router(jax.random.key(1), sim.data, rc, gold_label=sim.gold_label if method.name == "all_golden" else None)
         assert np.isfinite(np.asarray(predict_quality(rc, fit, sim.test_features))).all()
         assert int(info.n_nonfinite) == 0
     with pytest.raises(ValueError, match="needs gold_label"):
         fit_router(jax.random.key(1), sim.data, RouterConfig(method="all_golden"))
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match="unknown method 'oracle'; choose from"):
         RouterConfig(method="oracle")
+    with pytest.raises(ValueError, match="method must be a router method value or a preset name"):
+        RouterConfig(method=3)
 
 
 def test_golden_only_ignores_preference_rows_and_mean_shift_shifts():
@@ -69,15 +77,17 @@ def test_golden_only_ignores_preference_rows_and_mean_shift_shifts():
     np.testing.assert_allclose(info.mean_shift, o[t == 1].mean() - o[t == 0].mean(), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_lambda_zero_meta_equals_golden_only():
     sim = paper_like(jax.random.key(3), n_gold=60, n_preference=300, n_test=20)
-    rc = RouterConfig(quality_learner=Ridge(), cate=CateConfig(outcome_learner=Ridge(), effect_learner=Ridge()))
+    rc = RouterConfig(method=Meta(RLearner(outcome=Ridge(), effect=Ridge())), quality_learner=Ridge())
     hyper = default_hyper(rc)._replace(preference_weight=jnp.float32(0.0))
     meta, _ = fit_router(jax.random.key(0), sim.data, rc, hyper)
     gold, _ = fit_router(jax.random.key(0), sim.data, RouterConfig(method="golden", quality_learner=Ridge()))
     np.testing.assert_allclose(meta.quality.coef, gold.quality.coef, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_one_random_basis_per_fit_shared_across_learners_and_methods():
     """Every RFF learner of a fit (outcome, effect, quality) draws the same basis from the
     fit's key, and methods fitted with one key share it; another key draws another."""
@@ -85,7 +95,7 @@ def test_one_random_basis_per_fit_shared_across_learners_and_methods():
     rff = RandomFeatureRidge(n_features=32)
     bases = []
     for kind in ("r", "dr", "x"):
-        rc = RouterConfig(quality_learner=rff, cate=CateConfig(kind=kind, outcome_learner=rff, effect_learner=rff))
+        rc = RouterConfig(method=Meta(with_learners(CATE_LEARNERS[kind](), outcome=rff, effect=rff)), quality_learner=rff)
         fit, _ = fit_router(jax.random.key(0), sim.data, rc)
         bases += [fit.quality.features] + [p.features for p in fit.cate.params[: 2 if kind == "x" else 1]]
     golden, _ = fit_router(jax.random.key(0), sim.data, RouterConfig(method="golden", quality_learner=rff))
@@ -96,6 +106,7 @@ def test_one_random_basis_per_fit_shared_across_learners_and_methods():
     assert not np.array_equal(other.quality.features.frequencies, bases[0].frequencies)
 
 
+@pytest.mark.slow
 def test_cross_validated_preference_weight_knows_when_to_stop_borrowing():
     """λ chosen by K-fold CV on gold rows: 0 when the preference rows mislead the fit, > 0
     when they carry ψ; the Meta-Router's CV losses equal explicit held-out refits."""
@@ -110,7 +121,7 @@ def test_cross_validated_preference_weight_knows_when_to_stop_borrowing():
     psi = X @ jnp.asarray([1.0, -0.5, 0.25])
     noise = 0.3 * jax.random.normal(ke, (n,))
     # Pooling without a correction: unbiased preference labels help, a slope bias misleads.
-    pooled = RouterConfig(method="pooled", quality_learner=ridge, scale="none", preference_weight_grid=grid, cv_folds=4)
+    pooled = RouterConfig(method=CrossValidatedWeight(Pooled(), grid=grid, folds=4), quality_learner=ridge, scale="none")
     f = jax.jit(fit_router, static_argnums=2)
     unbiased = Dataset(X, t, psi + noise, jnp.ones((n,)))
     biased = Dataset(X, t, psi + noise + (1 - t) * 1.5 * X[:, 1], jnp.ones((n,)))
@@ -120,11 +131,12 @@ def test_cross_validated_preference_weight_knows_when_to_stop_borrowing():
     assert float(info_unbiased.preference_weight) > 0.0, np.asarray(info_unbiased.cv_loss)
     # The Meta-Router: CV losses against explicit refits with gold fold k zero-weighted
     # (folds drawn as the fit draws them).
-    rc = RouterConfig(quality_learner=ridge, preference_weight_grid=grid, cv_folds=4,
-                      cate=CateConfig(propensity_learner=None, outcome_learner=ridge, effect_learner=ridge))
+    meta = Meta(RLearner(propensity=None, outcome=ridge, effect=ridge))
+    rc = RouterConfig(method=CrossValidatedWeight(meta, grid=grid, folds=4), quality_learner=ridge)
     _, info = f(jax.random.key(0), biased, rc)
-    _, info_routing = f(jax.random.key(0), biased, dataclasses.replace(rc, cv_criterion="routing"))
-    base = RouterConfig(quality_learner=ridge, cate=rc.cate)
+    routing_cv = CrossValidatedWeight(meta, grid=grid, folds=4, criterion="routing")
+    _, info_routing = f(jax.random.key(0), biased, dataclasses.replace(rc, method=routing_cv))
+    base = RouterConfig(method=meta, quality_learner=ridge)
     folds = np.asarray(make_folds(jax.random.fold_in(jax.random.key(0), 7), t, 4).fold_id)
     gold = np.asarray(t) > 0.5
     want, want_routing = [], []
@@ -151,10 +163,12 @@ def test_cross_validated_preference_weight_knows_when_to_stop_borrowing():
     chosen = int(np.argmin(np.asarray(info.cv_loss)))
     assert float(info.preference_weight) == float(np.float32(grid[chosen]))
     assert want[chosen] <= min(want) * (1 + 1e-3)
-    with pytest.raises(ValueError, match="preference_weight_grid needs at least 2"):
-        RouterConfig(preference_weight_grid=(1.0,))
+    with pytest.raises(ValueError, match="grid needs at least 2"):
+        CrossValidatedWeight(grid=(1.0,))
     with pytest.raises(ValueError, match="has no preference weight to choose"):
-        RouterConfig(method="golden", preference_weight_grid=(0.0, 1.0))
+        CrossValidatedWeight(BASELINES["golden"])
+    with pytest.raises(ValueError, match="folds must be an integer of at least 2"):
+        CrossValidatedWeight(folds=2.5)
 
 
 def test_route_rule_with_costs_and_many_weights():
@@ -172,6 +186,7 @@ def test_route_rule_with_costs_and_many_weights():
         route(psi[None], 0.1)
 
 
+@pytest.mark.slow
 def test_facade_fit_effect_route_and_errors():
     sim = paper_like(jax.random.key(4), n_gold=80, n_preference=800, n_test=50)
     X, t, o = (np.asarray(a) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
@@ -201,6 +216,7 @@ def test_facade_fit_effect_route_and_errors():
         MetaRouter(method="pooled").fit(X[g], o[g], X[~g], o[~g]).effect(X[:2])
 
 
+@pytest.mark.slow
 def test_facade_intervals_bracket_the_point_and_validate():
     sim = paper_like(jax.random.key(6), n_gold=60, n_preference=400, n_test=15)
     X, t, o = (np.asarray(a) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
@@ -231,6 +247,7 @@ def test_facade_intervals_bracket_the_point_and_validate():
         mr.value_interval(Xt, [np.nan])
 
 
+@pytest.mark.slow
 def test_facade_cross_validated_preference_weight():
     from mrjax.router import CV_GRID
 
@@ -241,13 +258,14 @@ def test_facade_cross_validated_preference_weight():
     assert np.isclose(np.float32(CV_GRID), float(mr.info_.preference_weight)).any() and mr.info_.cv_loss.shape == (len(CV_GRID),)
     assert np.all(np.isfinite(mr.quality_gain(X[:3])))
     routing = MetaRouter(learner=Ridge(), preference_weight="cv_routing").fit(X[g], o[g], X[~g], o[~g])
-    assert routing.config.cv_criterion == "routing" and routing.info_.cv_loss.shape == (len(CV_GRID),)
-    with pytest.raises(ValueError, match="preference_weight must be a number >= 0, 'cv' or 'cv_routing'"):
+    assert routing.config.method.criterion == "routing" and routing.info_.cv_loss.shape == (len(CV_GRID),)
+    with pytest.raises(ValueError, match="preference_weight must be one of"):
         MetaRouter(preference_weight="auto")
-    with pytest.raises(ValueError, match="cv_criterion must be one of"):
-        RouterConfig(cv_criterion="auc")
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        CrossValidatedWeight(criterion="auc")
 
 
+@pytest.mark.slow
 def test_common_scale_standardisation_equals_prescaled_features_and_validates():
     # standardize="common": centre each feature, divide all by sqrt(mean weighted variance)
     # (NumPy reference), relative scales kept; the fit equals a fit on features so scaled
@@ -259,20 +277,19 @@ def test_common_scale_standardisation_equals_prescaled_features_and_validates():
     Xn, wn = np.asarray(data.features, np.float64), np.asarray(data.weight, np.float64)
     mean = wn @ Xn / wn.sum()
     common = np.sqrt(np.mean(wn @ (Xn - mean) ** 2 / wn.sum()))
-    rc = RouterConfig(method="meta", cate=CateConfig(kind="x", outcome_learner=LEARNER), quality_learner=LEARNER,
-                      standardize="common")
+    rc = RouterConfig(method=Meta(XLearner(outcome=LEARNER)), quality_learner=LEARNER, standardize="common")
     fit, _ = fit_router(jax.random.key(1), data, rc)
     np.testing.assert_allclose(fit.standardizer.mean, mean, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(fit.standardizer.scale, np.full(6, common), rtol=1e-5)
     by_hand = data._replace(features=jnp.asarray((Xn - mean) / common, jnp.float32))
-    rc_off = RouterConfig(method="meta", cate=rc.cate, quality_learner=LEARNER, standardize=False)
+    rc_off = RouterConfig(method=rc.method, quality_learner=LEARNER, standardize=False)
     fit_off, _ = fit_router(jax.random.key(1), by_hand, rc_off)
     np.testing.assert_allclose(
         predict_quality(rc, fit, test), predict_quality(rc_off, fit_off, jnp.asarray((np.asarray(test) - mean) / common)),
         rtol=1e-3, atol=1e-3,
     )
     # Per-feature scaling is a different fit on these unequally scaled features.
-    fit_f, _ = fit_router(jax.random.key(1), data, RouterConfig(method="meta", cate=rc.cate, quality_learner=LEARNER))
+    fit_f, _ = fit_router(jax.random.key(1), data, RouterConfig(method=rc.method, quality_learner=LEARNER))
     assert np.max(np.abs(np.asarray(fit_f.standardizer.scale) - common)) > 0.5
     with pytest.raises(ValueError, match="standardize must be True, False or 'common'"):
         RouterConfig(standardize="global")

@@ -1,6 +1,7 @@
 """The Monte-Carlo study engine and the `mrjax study` command."""
 import dataclasses
 import json
+import pathlib
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ TINY = dict(n_runs=4, n_test=50, n_gold=20, n_preference=200, n_features_rff=16,
             methods=("meta_r", "pooled", "golden"), batch_size=2)
 
 
+@pytest.mark.slow
 def test_runs_in_one_call_equal_separate_calls():
     together = run_study(jax.random.key(0), StudyConfig(**TINY), progress=False)
     assert together.efficiency.shape == (4, 3, 61) and together.rmse.shape == (4, 3)
@@ -34,6 +36,7 @@ def test_runs_in_one_call_equal_separate_calls():
     np.testing.assert_array_equal(together.random[:2], first_two.random)
 
 
+@pytest.mark.slow
 def test_sharded_equals_unsharded_on_four_host_devices():
     code = textwrap.dedent("""
         import jax, numpy as np
@@ -62,6 +65,7 @@ def test_study_config_errors():
         StudyConfig(standardize="pca")
 
 
+@pytest.mark.slow
 def test_cli_study_end_to_end(tmp_path, capsys):
     cfg = tmp_path / "study.toml"
     cfg.write_text('[study]\nruns = 3\nn_gold = 20\nn_test = 50\nn_preference = 200\n'
@@ -79,6 +83,13 @@ def test_cli_study_end_to_end(tmp_path, capsys):
     png = (out / "efficiency_gain.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert "meta_r" in capsys.readouterr().out
+    assert report["versions"]["mrjax"] and report["versions"]["jax"]
+    # Run again over the same folder: refused without --overwrite, replaced whole with it.
+    (out / "stale.txt").write_text("from before")
+    assert main(["study", "--config", str(cfg), "--out", str(out), "--quiet"]) == 2
+    assert main(["study", "--config", str(cfg), "--out", str(out), "--quiet", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["curves.csv", "efficiency_gain.png", "results.json"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 @pytest.mark.parametrize("content, message", [
@@ -87,7 +98,11 @@ def test_cli_study_end_to_end(tmp_path, capsys):
     ("runs = 0\n", "n_runs must be a positive integer"),
     ("methods = ['meta_q']\n", "unknown methods"),
     ("normalize = 'half'\n", "normalize must be 'oracle' or a positive number"),
-    ("standardize = 'global'\n", "standardize must be one of ['features', 'common', 'none']"),
+    ("standardize = 'global'\n", "standardize must be one of ('features', 'common', 'none')"),
+    ("runs = 1.9\n", "runs must be an integer, got 1.9"),
+    ("batch_size = true\n", "batch_size must be an integer, got True"),
+    ("bias_strength = 'nan'\n", "bias_strength must be a real number"),
+    ("data_dir = '.'\n", "--data-dir: only for real data"),
 ])
 def test_cli_bad_config_exits_nonzero_and_writes_nothing(tmp_path, capsys, content, message):
     cfg = tmp_path / "bad.toml"
@@ -105,6 +120,7 @@ def test_cli_missing_config_file(tmp_path, capsys):
     assert "config file not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fewer_runs_than_one_batch():
     """A batch larger than the study pads with extra runs that are dropped, not with short arrays."""
     small = run_study(jax.random.key(0), StudyConfig(**{**TINY, "n_runs": 3, "batch_size": 8}), progress=False)
@@ -113,6 +129,7 @@ def test_fewer_runs_than_one_batch():
     np.testing.assert_array_equal(small.rmse, ref.rmse)
 
 
+@pytest.mark.slow
 def test_study_bootstrap_band_and_cli(tmp_path, capsys):
     from mrjax.data import simulate
     from mrjax.sim import run_keys
@@ -200,3 +217,60 @@ def test_every_matmul_of_a_study_run_is_full_float32():
         assert len(precisions) > 5, name
         loose = [p for p in precisions if p != full]
         assert not loose, f"{name}: {len(loose)} of {len(precisions)} products at {set(map(str, loose))}"
+
+
+def test_results_folder_is_checked_before_work_and_kept_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    assert main(["study", "--out", str(out), "--quiet"]) == 2
+    assert "the folder exists; choose another or pass --overwrite" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["study", "--out", str(afile), "--quiet"]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert main(["study", "--out", str(afile / "res"), "--quiet"]) == 2  # its parent is a file
+    assert "cannot write in" in capsys.readouterr().err
+
+
+def test_results_folder_swaps_whole_or_leaves_the_old_one(tmp_path):
+    import os
+
+    from mrjax._output import PREFIX, check_destination, results_folder
+
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "results.json").write_text("old")
+    with pytest.raises(RuntimeError):
+        with results_folder(str(out)) as tmp:
+            (pathlib.Path(tmp) / "results.json").write_text("new")
+            raise RuntimeError("an I/O error while writing")
+    assert (out / "results.json").read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["res"]
+    with results_folder(str(out)) as tmp:
+        (pathlib.Path(tmp) / "curves.csv").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["curves.csv"]  # the new folder whole, no old file left
+    assert [p.name for p in tmp_path.iterdir()] == ["res"]
+    assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~_umask())
+    # A folder left by a killed run (its pid is dead) is removed by the next check in that parent.
+    orphan = tmp_path / f"{PREFIX}999999999-abc"
+    orphan.mkdir()
+    check_destination(str(tmp_path / "other"), overwrite=False)
+    assert not orphan.exists() and not any(p.name.startswith(PREFIX) for p in tmp_path.iterdir())
+
+
+def _umask():
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_an_undefined_curve_has_no_area():
+    from mrjax.router import summarize_gain
+
+    eff = np.full((3, 2, 61), np.nan)
+    eff[:, 0, :10] = 1.0
+    s = summarize_gain(eff, np.zeros((3, 61)), np.ones(3), normalize=1.0)
+    assert np.isfinite(s.area[0]) and np.isnan(s.area[1])

@@ -32,6 +32,7 @@ def _awkward(seed, n=300, S=7):
     return psi, cp, ca, gains, w
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_curves_equal_brute_force_at_every_weight_and_draw(seed):
     psi, cp, ca, gains, w = _awkward(seed)
@@ -80,6 +81,7 @@ def test_policy_value_equals_brute_force_and_nan_weight_is_visible():
     assert np.isfinite(out[0]) and np.isnan(out[1])
 
 
+@pytest.mark.slow
 def test_chunked_vmapped_and_jitted_draws_agree():
     psi, cp, ca, gains, w = _awkward(5, S=13)
     bp = breakpoints(jnp.asarray(psi), jnp.asarray(cp), jnp.asarray(ca))
@@ -111,6 +113,7 @@ def test_uncertainty_aware_rule_is_the_plug_in_rule_on_an_order_statistic():
         np.testing.assert_array_equal(score, np.sort(draws, axis=0)[S - int(np.ceil(alpha * S - 1e-9))])
 
 
+@pytest.mark.slow
 def test_share_calibration_hits_target_within_one_query_and_is_monotone():
     rng = np.random.default_rng(7)
     n = 1000
@@ -139,6 +142,7 @@ def test_share_calibration_with_ties_and_free_queries_takes_the_nearest_reachabl
     np.testing.assert_array_equal(np.asarray(routed_count(bp, cal.cost_weight)), counts)
 
 
+@pytest.mark.slow
 def test_budget_calibration_spends_at_most_the_budget_and_stops_at_zero_weight():
     rng = np.random.default_rng(8)
     n = 500
@@ -165,6 +169,7 @@ def test_budget_calibration_spends_at_most_the_budget_and_stops_at_zero_weight()
             assert ca.mean() + (gap[routed].sum() + gap[nxt]) / n > budget[k] - 1e-5
 
 
+@pytest.mark.slow
 def test_facade_calibrate_share_and_budget_on_unlabelled_queries():
     from mrjax.api import MetaRouter
     from mrjax.data import paper_like

@@ -41,9 +41,11 @@ from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoMultivariateNormal
 from numpyro.infer.initialization import init_to_value
 
+from mrjax._checks import finite, integer
 from mrjax._typing import Array, PRNGKey
-from mrjax.data._dataset import Dataset, Standardizer, fit_standardizer, standardize
-from mrjax.data._scale import SCALE_METHODS, scale_constant
+from mrjax.data._dataset import Dataset, Standardizer, check_standardize, standardize
+from mrjax.data._preprocess import preprocess
+from mrjax.data._scale import SCALE_METHODS
 from mrjax.learners._features import FeatureParams, RandomFourier
 from mrjax.learners._linear import _design
 
@@ -64,6 +66,7 @@ class BayesConfig:
         learn them under HalfNormal(1) priors.
     preference_weight : λ, the power on the preference rows' likelihood.
     scale : scale normalisation of the preference labels.
+    standardize : feature standardisation, as ``RouterConfig.standardize`` (``True``, ``"common"``, ``False``).
     inference : ``"nuts"`` or ``"svi"``.
     num_warmup, num_samples : NUTS warm-up and kept draws; ``num_samples`` is also the
         number of SVI draws.
@@ -79,6 +82,7 @@ class BayesConfig:
     preference_noise: float | None = None
     preference_weight: float = 1.0
     scale: str = "variance"
+    standardize: bool | str = True
     inference: str = "nuts"
     num_warmup: int = 500
     num_samples: int = 1000
@@ -90,18 +94,17 @@ class BayesConfig:
             raise ValueError(f"inference must be one of {INFERENCE}, got {self.inference!r}")
         if self.scale not in SCALE_METHODS:
             raise ValueError(f"scale must be one of {SCALE_METHODS}, got {self.scale!r}")
+        check_standardize(self.standardize)
         for name in ("preference_scale", "bias_scale", "bandwidth", "learning_rate"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            finite(name, getattr(self, name), 0.0, strict=True)
         for name in ("gold_noise", "preference_noise"):
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise ValueError(f"{name} must be > 0 or None (learned), got {v}")
-        if not self.preference_weight >= 0:
-            raise ValueError(f"preference_weight must be >= 0, got {self.preference_weight}")
+        finite("preference_weight", self.preference_weight, 0.0)
         for name in ("num_samples", "svi_steps", "n_features"):
-            if int(getattr(self, name)) < 2:
-                raise ValueError(f"{name} must be at least 2, got {getattr(self, name)}")
+            integer(name, getattr(self, name), 2)
+        integer("num_warmup", self.num_warmup, 0)
 
 
 class BayesFit(NamedTuple):
@@ -189,13 +192,11 @@ def _model(G, t, y, row_weight, shift, L, prior_sd, config: BayesConfig):
 
 
 def _prepare(key: PRNGKey, data: Dataset, config: BayesConfig):
-    w, t = data.weight, data.is_gold
-    std = fit_standardizer(data.features, w)
-    X = standardize(std, data.features)
+    w = data.weight
+    prep = preprocess(data, config.standardize, config.scale)
+    std, X, o, c = prep.standardizer, prep.data.features, prep.data.label, prep.scale_constant
     fmap = RandomFourier(config.n_features, config.bandwidth)
     features = fmap.init(key, X.shape[1], fmap.hyper())
-    c = scale_constant(data, config.scale)
-    o = jnp.where(t > 0.5, data.label, c * data.label)
     center = jnp.sum(w * o) / jnp.sum(w)
     spread = jnp.sqrt(jnp.sum(w * (o - center) ** 2) / jnp.sum(w))
     spread = jnp.where(spread > 0, spread, 1.0)

@@ -46,6 +46,8 @@ def _as_float(name: str, value: ArrayLike, ndim: int) -> np.ndarray:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{name}: could not convert to numbers ({err})") from None
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name}: expected real numbers, got dtype {arr.dtype}")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{name}: expected numbers, got dtype {arr.dtype}")
     if arr.ndim != ndim:
@@ -54,17 +56,23 @@ def _as_float(name: str, value: ArrayLike, ndim: int) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def _check_finite(name: str, arr: np.ndarray, columns: Sequence[str] | None = None) -> None:
-    bad = ~np.isfinite(arr)
+def _check_finite(name: str, arr: np.ndarray, columns: Sequence[str] | None = None, dtype=np.float32) -> None:
+    """Finite in the working dtype (float32 by default): a value that overflows the cast counts as inf."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = np.asarray(arr).astype(dtype)
+    bad = ~np.isfinite(cast)
     if bad.any():
-        rows = np.nonzero(bad.any(axis=1) if arr.ndim == 2 else bad)[0]
+        rows = np.nonzero(bad.any(axis=1) if cast.ndim == 2 else bad)[0]
         where = f"row {rows[0]}"
-        if arr.ndim == 2:
-            col = int(np.nonzero(bad[rows[0]])[0][0])
-            col_name = columns[col] if columns is not None else f"column {col}"
+        first = (rows[0], int(np.nonzero(bad[rows[0]])[0][0])) if cast.ndim == 2 else (rows[0],)
+        if cast.ndim == 2:
+            col_name = columns[first[1]] if columns is not None else f"column {first[1]}"
             where += f", {col_name!s}"
+        value = np.asarray(arr)[first]
+        why = f" (overflows {np.dtype(dtype).name})" if np.isfinite(value) else ""
         raise ValueError(
-            f"{name}: {int(bad.sum())} non-finite value(s) (NaN or inf); first at {where}"
+            f"{name}: {int(bad.sum())} non-finite value(s) (NaN or inf) in {np.dtype(dtype).name}; first at {where}: "
+            f"{float(value)!r}{why}"
         )
 
 
@@ -119,9 +127,9 @@ def from_arrays(
             raise ValueError(f"{name}: expected length {n} (rows of features), got {arr.shape[0]}")
     if n == 0:
         raise ValueError("features: the dataset is empty")
-    _check_finite("features", x, feature_names)
-    _check_finite("is_gold", t)
-    _check_finite("label", o)
+    _check_finite("features", x, feature_names, dtype)
+    _check_finite("is_gold", t, dtype=dtype)
+    _check_finite("label", o, dtype=dtype)
     if not np.isin(t, (0.0, 1.0)).all():
         i = int(np.nonzero(~np.isin(t, (0.0, 1.0)))[0][0])
         raise ValueError(f"is_gold: values must be 0 or 1; row {i} has {t[i]!r}")
@@ -189,6 +197,7 @@ def from_dataframe(
     source_column: str,
     *,
     gold_value=1,
+    preference_value=None,
     weight_column: str | None = None,
 ) -> Dataset:
     """Build a :class:`Dataset` from one pandas DataFrame of pooled rows.
@@ -201,11 +210,17 @@ def from_dataframe(
     label_column : str
         The observed label (gold gain on gold rows, preference gain on preference rows).
     source_column : str
-        Which source labelled the row; rows equal to ``gold_value`` are gold.
+        Which source labelled the row. It must hold exactly two values: ``gold_value`` (gold rows)
+        and ``preference_value`` (preference rows; by default the one other value found).
+        Anything else — a third value, a stray ``"Preference "`` — is an error naming the column
+        and the values it holds.
     weight_column : str, optional
     """
     import pandas as pd  # the data-I/O layer is the only place pandas enters
 
+    dup = sorted({str(c) for c in frame.columns if list(frame.columns).count(c) > 1})
+    if dup:
+        raise ValueError(f"the DataFrame has duplicated column names: {dup}")
     missing = [c for c in [*feature_columns, label_column, source_column, weight_column] if c is not None and c not in frame.columns]
     if missing:
         raise ValueError(f"columns not in the DataFrame: {missing}; it has {list(frame.columns)}")
@@ -214,7 +229,21 @@ def from_dataframe(
     for c in [*feature_columns, label_column] + ([weight_column] if weight_column else []):
         if not pd.api.types.is_numeric_dtype(frame[c]):
             raise ValueError(f"column {c!r}: expected numbers, got dtype {frame[c].dtype}")
-    t = (frame[source_column] == gold_value).to_numpy(dtype=np.float64)
+    source = frame[source_column]
+    found = list(pd.unique(source))
+    if gold_value not in found:
+        raise ValueError(f"column {source_column!r}: no row equals gold_value={gold_value!r}; it holds {found[:10]}")
+    others = [v for v in found if v != gold_value]
+    if preference_value is None:
+        if len(others) != 1:
+            raise ValueError(f"column {source_column!r}: expected exactly two values (gold_value={gold_value!r} and "
+                             f"one preference value), found {found[:10]}; pass preference_value to say which")
+    elif others != [preference_value]:
+        extra = [v for v in others if v != preference_value]
+        raise ValueError(f"column {source_column!r}: values other than gold_value={gold_value!r} and "
+                         f"preference_value={preference_value!r}: {extra[:10]}" if extra else
+                         f"column {source_column!r}: no row equals preference_value={preference_value!r}; it holds {found[:10]}")
+    t = (source == gold_value).to_numpy(dtype=np.float64)
     return from_arrays(
         frame[list(feature_columns)].to_numpy(dtype=np.float64),
         t,
@@ -256,13 +285,23 @@ def fit_standardizer(features: Array, weight: Array, how: bool | str = True) -> 
     d = features.shape[1]
     if not how:
         return Standardizer(jnp.zeros((d,), features.dtype), jnp.ones((d,), features.dtype))
+    # Moments of the features divided by a power of two near their magnitude (per column; one for all
+    # columns with "common"): exact in floating point, so the result is bit-identical to the plain
+    # moments wherever those do not overflow or underflow, and scale-free where they would
+    # (features × 1e±30 in float32: squares leave the representable range).
+    magnitude = jnp.max(jnp.abs(features), axis=0)
+    if how == "common":
+        magnitude = jnp.full_like(magnitude, jnp.max(magnitude))
+    _, exponent = jnp.frexp(magnitude)
+    unit = jnp.ldexp(jnp.ones_like(magnitude), exponent)
+    x = features / unit[None, :]
     w = weight / jnp.sum(weight)
-    mean = jnp.matmul(w, features, precision="highest")
-    var = jnp.matmul(w, (features - mean[None, :]) ** 2, precision="highest")
+    mean = jnp.matmul(w, x, precision="highest")
+    var = jnp.matmul(w, (x - mean[None, :]) ** 2, precision="highest")
     if how == "common":
         var = jnp.full_like(var, jnp.mean(var))
-    scale = jnp.where(var > 0, jnp.sqrt(var), 1.0)
-    return Standardizer(mean, scale)
+    scale = jnp.where(var > 0, jnp.sqrt(var) * unit, 1.0)
+    return Standardizer(mean * unit, scale)
 
 
 def standardize(std: Standardizer, features: Array) -> Array:

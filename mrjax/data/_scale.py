@@ -58,27 +58,47 @@ def scale_constant(data: Dataset, method: ScaleMethod = "variance", n_quantiles:
 
     Returns
     -------
-    c : () array; 1 where the preference spread is zero.
+    c : () array; 1 where a source is (near-)constant (see :func:`scale_degenerate`).
     """
+    return _scale(data, method, n_quantiles)[0]
+
+
+def scale_degenerate(data: Dataset, method: ScaleMethod = "variance", n_quantiles: int = 512) -> Array:
+    """() bool: a source is (near-)constant, so its spread cannot set the scale and ``c = 1`` is used.
+
+    With ``variance``: a source whose weighted sd is at most 1e-4 of its typical magnitude
+    ``|mean| + sd`` (float32 cannot resolve less: a judge that always says +1 leaves a rounding
+    residue of ~1e-7, which would make ``c`` ~1e6); with ``magnitude``/``wasserstein``: a zero
+    denominator or numerator.
+    """
+    return _scale(data, method, n_quantiles)[1]
+
+
+def _scale(data: Dataset, method: str, n_quantiles: int) -> tuple[Array, Array]:
     if method not in SCALE_METHODS:
         raise ValueError(f"scale method must be one of {SCALE_METHODS}, got {method!r}")
     o, t, w = data.label, data.is_gold, data.weight
     wg, wp = w * t, w * (1 - t)
     if method == "none":
-        return jnp.ones((), o.dtype)
+        return jnp.ones((), o.dtype), jnp.zeros((), bool)
     if method == "variance":
-        _, var_g = _weighted_moments(o, wg)
-        _, var_p = _weighted_moments(o, wp)
+        mean_g, var_g = _weighted_moments(o, wg)
+        mean_p, var_p = _weighted_moments(o, wp)
         num, den = jnp.sqrt(var_g), jnp.sqrt(var_p)
+        flat = lambda sd, mean: sd <= 1e-4 * (jnp.abs(mean) + sd)  # noqa: E731
+        degenerate = flat(num, mean_g) | flat(den, mean_p)
     elif method == "magnitude":
         num = jnp.sum(wg * jnp.abs(o)) / jnp.sum(wg)
         den = jnp.sum(wp * jnp.abs(o)) / jnp.sum(wp)
+        degenerate = (num <= 0) | (den <= 0)
     else:
         grid = (jnp.arange(n_quantiles, dtype=o.dtype) + 0.5) / n_quantiles
         qg = _weighted_quantiles(o, wg, grid)
         qp = _weighted_quantiles(o, wp, grid)
         num, den = jnp.mean(qg * qp), jnp.mean(qp * qp)
-    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 1.0)
+        degenerate = (num <= 0) | (den <= 0)
+    c = jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 1.0)
+    return jnp.where(degenerate, jnp.ones_like(c), c), degenerate
 
 
 def normalize_scale(data: Dataset, method: ScaleMethod = "variance") -> tuple[Dataset, ScaleInfo]:

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mrjax._checks import integer, unit_interval
 from mrjax._typing import Array, PRNGKey
 from mrjax.data._dataset import Dataset, fit_standardizer, standardize
 from mrjax.router._fit import (
@@ -43,8 +44,7 @@ def bootstrap_weights(
     """
     if kind not in WEIGHT_KINDS:
         raise ValueError(f"bootstrap kind must be one of {WEIGHT_KINDS}, got {kind!r}")
-    if int(n_replicates) < 2:
-        raise ValueError(f"n_replicates must be at least 2, got {n_replicates}")
+    n_replicates = integer("n_replicates", n_replicates, 2)
     n = is_gold.shape[0]
     keep = jnp.ones((n,), bool) if mask is None else jnp.asarray(mask, bool)
     gold = (is_gold > 0.5) & keep
@@ -114,8 +114,8 @@ def bootstrap_predict(
     ``retune=True`` (default) re-selects every tuned choice in every replicate (selected
     penalties, a cross-validated λ): tuning is part of the pipeline bootstrapped.
     ``retune=False`` holds them at the point fit's choices (``router.fixed_tuning``) — the
-    bootstrap conditional on the tuning, about 1.6× faster for the DR Meta-Router because
-    each replicate solves by Cholesky instead of an eigendecomposition per penalty choice.
+    bootstrap conditional on the tuning, faster because each replicate solves by Cholesky
+    instead of an eigendecomposition per penalty choice.
     """
     if target not in ("quality", "bias"):
         raise ValueError(f"target must be 'quality' or 'bias', got {target!r}")
@@ -150,8 +150,7 @@ def interval(draws: Array, point: Array, level: float = 0.95, kind: str = "perce
     """
     if kind not in INTERVAL_KINDS:
         raise ValueError(f"interval kind must be one of {INTERVAL_KINDS}, got {kind!r}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    level = unit_interval("level", level)
     a = (1.0 - level) / 2.0
     if kind == "normal":
         z = jax.scipy.stats.norm.ppf(1.0 - a)
@@ -166,8 +165,7 @@ def interval(draws: Array, point: Array, level: float = 0.95, kind: str = "perce
 def simultaneous_band(draws: Array, point: Array, level: float = 0.95) -> tuple[Array, Array]:
     """A max-t simultaneous band for a curve: ``point ± c·sd`` with ``c`` the ``level``
     quantile over draws of ``max_j |draw_j − point_j| / sd_j`` (draws ``(B, G)``)."""
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    level = unit_interval("level", level)
     sd = jnp.std(draws, axis=0, ddof=1)
     safe = jnp.where(sd > 0, sd, 1.0)
     t = jnp.max(jnp.abs(draws - point[None]) / safe[None], axis=1)
@@ -194,8 +192,7 @@ def route_with_uncertainty(
     -------
     (n,) or (W, n) booleans.
     """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    alpha = unit_interval("alpha", alpha)
     if draws.ndim != 2:
         raise ValueError(f"draws: expected shape (B, n), got {draws.shape}")
     return route(kth_largest(draws, alpha), cost_weight, cost_primary, cost_alternative)

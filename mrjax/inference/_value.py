@@ -21,6 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from mrjax._checks import unit_interval
 from mrjax._typing import Array, PRNGKey
 from mrjax.data._dataset import Dataset
 from mrjax.data._folds import make_folds
@@ -128,8 +129,7 @@ def gold_corrected_value(
     of the corrected gold residuals (an upper bound for the test-set term, whose noise-free
     variance it contains). Under selection of gold rows on features it is not valid.
     """
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    level = unit_interval("level", level)
     k_fit, k_fold = jax.random.split(key)
     fit, _ = fit_router(k_fit, data, config, hyper)
     point = predict_quality(config, fit, X)

@@ -1,10 +1,10 @@
 """Base learners with one interface (``hyper``, ``fit``, ``predict``), all taking sample weights."""
-from mrjax.learners._base import Learner
+from mrjax.learners._base import Learner, structure
 from mrjax.learners._features import FeatureParams, Identity, RandomFourier
 from mrjax.learners._linear import LinearParams, Logistic, RandomFeatureRidge, Ridge
 from mrjax.learners._mlp import MLP, MLPParams
 
 __all__ = [
-    "Learner", "FeatureParams", "Identity", "RandomFourier", "LinearParams", "Logistic",
+    "Learner", "structure", "FeatureParams", "Identity", "RandomFourier", "LinearParams", "Logistic",
     "RandomFeatureRidge", "Ridge", "MLP", "MLPParams",
 ]

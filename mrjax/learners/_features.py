@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from mrjax._typing import Array, Hyper, PRNGKey
+from mrjax.learners._base import hyper_field
 
 
 class FeatureParams(NamedTuple):
@@ -52,7 +53,7 @@ class RandomFourier:
     """
 
     n_features: int = 256
-    bandwidth: float = 1.0
+    bandwidth: float = hyper_field(1.0)
 
     def hyper(self) -> dict[str, Array]:
         return {"bandwidth": jnp.asarray(self.bandwidth, jnp.float32)}

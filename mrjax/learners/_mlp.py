@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from mrjax._typing import Array, Hyper, PRNGKey
-from mrjax.learners._base import check_xyw
+from mrjax.learners._base import check_xyw, hyper_field
 
 
 class _Net(nn.Module):
@@ -59,8 +59,8 @@ class MLP:
     task: str = "regression"
     steps: int = 500
     batch_size: int = 256
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
+    learning_rate: float = hyper_field(3e-3)
+    weight_decay: float = hyper_field(1e-4)
 
     def __post_init__(self):
         if self.task not in ("regression", "classification"):

@@ -22,6 +22,12 @@ class PropensityInfo(NamedTuple):
     n_extreme : () int array, rows whose raw p̂ is 0 or 1 to float precision (no overlap
         there: the model itself failed; clipping hides it).
     convergence : () array, the learner's convergence diagnostic (see ``crossfit.convergence``).
+    n_nonfinite : () int array, rows whose raw p̂ is NaN or infinite.
+    histogram : (2, 10) weighted counts of the raw p̂ in ten bins of [0, 1], gold rows then preference
+        rows (the overlap at a glance: where the sources share no bin, their labels cannot be compared).
+    ess : (2,) Kish effective sample sizes of the inverse-propensity weights (clipped p̂) of the gold rows
+        (``w/p̂``) and the preference rows (``w/(1 − p̂)``); far below the row counts means a few rows
+        carry the bias estimate.
     """
 
     n_clipped: Array
@@ -29,6 +35,9 @@ class PropensityInfo(NamedTuple):
     max_propensity: Array
     n_extreme: Array
     convergence: Array
+    n_nonfinite: Array = 0
+    histogram: Array = ()
+    ess: Array = ()
 
 
 def fit_propensity(
@@ -70,12 +79,19 @@ def fit_propensity(
     low, high = clip[0], clip[1]
     clipped = jnp.clip(raw, low, high)
     eps = jnp.finfo(raw.dtype).eps
+    gold, w = data.is_gold > 0.5, data.weight
+    bins = jnp.clip(jnp.floor(jnp.where(jnp.isfinite(raw), raw, 0.0) * 10), 0, 9).astype(jnp.int32)
+    hist = jnp.stack([jnp.zeros((10,), w.dtype).at[bins].add(jnp.where(g, w, 0.0)) for g in (gold, ~gold)])
+    ess = lambda v: jnp.sum(v) ** 2 / jnp.maximum(jnp.sum(v**2), 1e-30)  # noqa: E731
     info = PropensityInfo(
         n_clipped=jnp.sum((raw < low) | (raw > high)),
         min_propensity=jnp.min(raw),
         max_propensity=jnp.max(raw),
         n_extreme=jnp.sum((raw <= eps) | (raw >= 1 - eps) | ~jnp.isfinite(raw)),
         convergence=conv,
+        n_nonfinite=jnp.sum(~jnp.isfinite(raw)),
+        histogram=hist,
+        ess=jnp.stack([ess(jnp.where(gold, w / clipped, 0.0)), ess(jnp.where(gold, 0.0, w / (1 - clipped)))]),
     )
     return clipped, info
 

@@ -88,7 +88,8 @@ class GainSummary(NamedTuple):
     lower, upper : (M, G) 2.5% and 97.5% quantiles over runs (the 95% band).
     n_runs : (M, G) runs whose curve reaches each usage.
     peak : (M,) largest aggregated gain; peak_usage : (M,) usage where it occurs.
-    area : (M,) trapezoid area under the aggregated curve over its defined range.
+    area : (M,) trapezoid area under the aggregated curve over its defined range (NaN where the
+        curve is defined nowhere).
     """
 
     curve: np.ndarray
@@ -141,7 +142,7 @@ def summarize_gain(
         upper = np.nanquantile(scaled, 0.975, axis=0)
     curve = np.where(n_runs > 0, curve, np.nan)
     M = curve.shape[0]
-    peak, peak_usage, area = np.full(M, np.nan), np.full(M, np.nan), np.zeros(M)
+    peak, peak_usage, area = np.full(M, np.nan), np.full(M, np.nan), np.full(M, np.nan)
     for m in range(M):
         ok = np.isfinite(curve[m])
         if ok.any():
@@ -151,6 +152,7 @@ def summarize_gain(
             seg = curve[m, : last + 1]
             x = grid[: last + 1]
             good = np.isfinite(seg)
+            # A curve defined at one usage has zero area; one defined nowhere has none (NaN), never 0.0.
             area[m] = float(np.trapezoid(seg[good], x[good])) if good.sum() > 1 else 0.0
     return GainSummary(curve, lower, upper, n_runs, peak, peak_usage, area)
 

@@ -1,4 +1,4 @@
 """Monte-Carlo studies: the whole pipeline vmapped over runs, sharded over devices."""
-from mrjax.sim._study import DEFAULT_METHODS, METHOD_SPECS, StudyConfig, StudyResult, one_run, pool_run, run_keys, run_study
+from mrjax.sim._study import DEFAULT_METHODS, StudyConfig, StudyResult, one_run, pool_run, run_keys, run_study
 
-__all__ = ["DEFAULT_METHODS", "METHOD_SPECS", "StudyConfig", "StudyResult", "one_run", "pool_run", "run_keys", "run_study"]
+__all__ = ["DEFAULT_METHODS", "StudyConfig", "StudyResult", "one_run", "pool_run", "run_keys", "run_study"]

@@ -17,32 +17,19 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from mrjax._checks import integer, unit_interval
 from mrjax._typing import Array, PRNGKey
-from mrjax.cate._cate import CateConfig, default_effect_learner
 from mrjax.data._dataset import Dataset, check_standardize
 from mrjax.data._simulate import SimulationConfig, simulate
 from mrjax.learners._linear import RandomFeatureRidge
-from mrjax.router._fit import CV_GRID, RouterConfig, fit_router, predict_quality
+from mrjax.router._fit import RouterConfig, fit_router, predict_quality
+from mrjax.router._presets import PRESETS
 from mrjax.inference._bootstrap import bootstrap_predict, bootstrap_weights, interval
 from mrjax.inference._value import efficiency_gain, efficiency_gain_draws
 from mrjax.router._metrics import USAGE_GRID, run_curves
 
-# Study method name → (router method, CATE kind, λ): λ = 1, or chosen from CV_GRID by
-# cross-validation on the gold rows with the named ``RouterConfig.cv_criterion``.
-METHOD_SPECS = {
-    "meta_r": ("meta", "r", None),
-    "meta_r_cv": ("meta", "r", "squared_error"),
-    "meta_r_cv_routing": ("meta", "r", "routing"),
-    "meta_dr": ("meta", "dr", None),
-    "meta_x": ("meta", "x", None),
-    "meta_x_cv_routing": ("meta", "x", "routing"),
-    "golden": ("golden", "r", None),
-    "preference": ("preference", "r", None),
-    "pooled": ("pooled", "r", None),
-    "mean_shift": ("mean_shift", "r", None),
-    "all_golden": ("all_golden", "r", None),
-}
-DEFAULT_METHODS = tuple(m for m, (_, _, cv) in METHOD_SPECS.items() if cv is None)
+# The default study: the paper's Meta-Routers and every baseline (names from router.PRESETS).
+DEFAULT_METHODS = ("meta_r", "meta_dr", "meta_x", "golden", "preference", "pooled", "mean_shift", "all_golden")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,11 +38,14 @@ class StudyConfig:
 
     Attributes
     ----------
-    n_runs, n_test, n_gold, n_preference : the paper's protocol (200, 500, 100, 3,900).
-    methods : names from ``METHOD_SPECS`` (the random router is always included);
-        ``meta_r_cv`` (not in the default set: about 6× the cost of ``meta_r``) chooses λ
-        per run by cross-validated squared error on the gold rows; ``meta_r_cv_routing`` and
-        ``meta_x_cv_routing`` by the held-out gold rows' routing area.
+    n_runs : Monte-Carlo runs (the paper: 200), each a fresh split of the data.
+    n_test : test queries per run, scored with their true gains (the paper: 500).
+    n_gold : gold-labelled training queries per run (the paper: 100; also 500, 1,000).
+    n_preference : preference-labelled training queries per run (real data: the rest of the pool).
+    methods : names from ``router.PRESETS``, or ``(name, method value)`` pairs for methods
+        defined elsewhere (the random router is always included); the ``*_cv`` and
+        ``*_cv_routing`` variants (not in the default set: they refit the pipeline per fold
+        and λ) choose λ per run by cross-validation on the gold rows.
     simulation : SimulationConfig of the data-generating design.
     n_features_rff : random features of every learner.
     n_components : principal components of the embeddings (real-data studies only).
@@ -90,39 +80,53 @@ class StudyConfig:
     bootstrap_level: float = 0.95
 
     def __post_init__(self):
-        unknown = [m for m in self.methods if m not in METHOD_SPECS]
+        if isinstance(self.methods, str):
+            raise ValueError(f"methods must be a sequence of names, got the string {self.methods!r}")
+        object.__setattr__(self, "methods", tuple(self.methods))
+        unknown = [m for m in self.methods if isinstance(m, str) and m not in PRESETS]
         if unknown:
-            raise ValueError(f"unknown methods {unknown}; choose from {list(METHOD_SPECS)}")
+            raise ValueError(f"unknown methods {unknown}; choose from {sorted(PRESETS)}")
+        for m in self.methods:
+            if not isinstance(m, str) and not (isinstance(m, tuple) and len(m) == 2 and isinstance(m[0], str)
+                                               and hasattr(m[1], "with_learners")):
+                raise ValueError(f"methods: each entry must be a preset name or a (name, method value) pair, got {m!r}")
         if not self.methods:
             raise ValueError("methods: at least one method is needed")
-        for name in ("n_runs", "n_test", "n_gold", "n_preference", "batch_size", "n_features_rff"):
-            if int(getattr(self, name)) < 1:
+        if len(set(self.method_names)) != len(self.methods):
+            raise ValueError(f"methods: names must be unique, got {list(self.method_names)}")
+        for name in ("n_runs", "n_test", "n_gold", "n_preference", "batch_size", "n_features_rff", "n_components"):
+            if integer(name, getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        integer("n_folds", self.n_folds, 0)  # 0: in-sample nuisances; 1 is rejected by the CATE learners
         check_standardize(self.standardize)
-        if self.bootstrap == 1 or self.bootstrap < 0:
+        if integer("bootstrap", self.bootstrap) == 1 or self.bootstrap < 0:
             raise ValueError(f"bootstrap must be 0 (none) or at least 2 replicates, got {self.bootstrap}")
         if self.bootstrap_method is None:
-            metas = [m for m in self.methods if METHOD_SPECS[m][0] == "meta"]
-            object.__setattr__(self, "bootstrap_method", (metas or list(self.methods))[0])
-        if self.bootstrap_method not in self.methods:
-            raise ValueError(f"bootstrap_method {self.bootstrap_method!r} is not among methods {list(self.methods)}")
-        if not 0.0 < self.bootstrap_level < 1.0:
-            raise ValueError(f"bootstrap_level must be in (0, 1), got {self.bootstrap_level}")
+            metas = [n for n, m in zip(self.method_names, self.method_values()) if m.estimates_bias]
+            object.__setattr__(self, "bootstrap_method", (metas or list(self.method_names))[0])
+        if self.bootstrap_method not in self.method_names:
+            raise ValueError(f"bootstrap_method {self.bootstrap_method!r} is not among methods {list(self.method_names)}")
+        unit_interval("bootstrap_level", self.bootstrap_level)
+        self.router_configs()  # every method value built once, so a bad combination fails here, not in a trace
 
     def router_configs(self) -> list[RouterConfig]:
         # Cross-fitted nuisances build their all-rows Gram as the baselines' fits do, so the
         # compiled study computes it, and its eigendecomposition, once per run for all methods.
-        learner = dataclasses.replace(RandomFeatureRidge(n_features=self.n_features_rff), direct_moments=True)
-        out = []
-        for name in self.methods:
-            method, kind, cv = METHOD_SPECS[name]
-            effect = default_effect_learner(kind, self.n_features_rff)
-            cate = CateConfig(kind=kind, outcome_learner=learner, effect_learner=effect, n_folds=self.n_folds)
-            out.append(RouterConfig(
-                method=method, cate=cate, quality_learner=learner, standardize=self.standardize,
-                preference_weight_grid=None if cv is None else CV_GRID, cv_criterion=cv or "squared_error",
-            ))
-        return out
+        learner = dataclasses.replace(RandomFeatureRidge(n_features=self.n_features_rff), _direct_moments=True)
+        return [
+            RouterConfig(method=method.with_learners(outcome=learner, n_folds=self.n_folds),
+                         quality_learner=learner, standardize=self.standardize)
+            for method in self.method_values()
+        ]
+
+    @property
+    def method_names(self) -> tuple[str, ...]:
+        """The methods' names, in order (a preset's name, or the name given with a value)."""
+        return tuple(m if isinstance(m, str) else m[0] for m in self.methods)
+
+    def method_values(self) -> list:
+        """The router method values, in order (each still to be given the study's learners)."""
+        return [PRESETS[m] if isinstance(m, str) else m[1] for m in self.methods]
 
 
 class StudyResult(NamedTuple):
@@ -173,7 +177,7 @@ def _fit_and_score(k_fit, k_rand, data, gold_label, test_features, truth, config
     rmse = jnp.sqrt(jnp.mean((scores - truth[None, :]) ** 2, axis=1))
     if not config.bootstrap:
         return curves.efficiency, curves.random, curves.oracle, rmse
-    m = config.methods.index(config.bootstrap_method)
+    m = config.method_names.index(config.bootstrap_method)
     W = bootstrap_weights(jax.random.fold_in(k_rand, 1), data.is_gold, config.bootstrap, mask=data.weight > 0)
     draws = bootstrap_predict(k_fit, data, test_features, W, configs[m], chunk=4)
     eg_draws, eg_point = efficiency_gain_draws(draws, scores[m], grid)
@@ -218,8 +222,8 @@ def _compiled(config: StudyConfig, devices: tuple, run_fn: Callable | None):
     spec = PartitionSpec("runs")
     fn = run_fn if run_fn is not None else (lambda k: one_run(k, config))
     # On CPU the study program's time goes to LAPACK and matrix products, not to XLA's own
-    # element-wise kernels, so LLVM optimisation level 1 (instead of 3) compiles it ~25%
-    # faster at the same run time (benchmarks/README.md).
+    # element-wise kernels, so LLVM optimisation level 1 compiles it faster at the same run
+    # time (docs/design.md).
     options = {"xla_backend_optimization_level": 1} if devices[0].platform == "cpu" else None
     batched = jax.jit(
         jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False), compiler_options=options
@@ -249,7 +253,7 @@ def run_study(
     n_dev = len(devices)
     # Every device runs the same compiled program on a local batch of `local` runs
     # (shard_map), so a study's bits do not depend on how many devices share it.
-    local = config.batch_size
+    local = min(config.batch_size, -(-config.n_runs // n_dev))  # never compute runs that are thrown away
     batch = local * n_dev
     batched, sharding = _compiled(config, tuple(devices), run_fn)
     n_batches = -(-config.n_runs // batch)
@@ -271,4 +275,4 @@ def run_study(
         print(file=sys.stderr)
     parts = [np.concatenate(p)[: config.n_runs] for p in zip(*outs)]
     band = parts[4] if len(parts) > 4 else None
-    return StudyResult(tuple(config.methods), USAGE_GRID, *parts[:4], time.perf_counter() - t0, compile_s, band)
+    return StudyResult(config.method_names, USAGE_GRID, *parts[:4], time.perf_counter() - t0, compile_s, band)
