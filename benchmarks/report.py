@@ -53,7 +53,50 @@ def render_tradeoff(result: dict) -> list[str]:
     return lines
 
 
-RENDERERS = {"bench_tradeoff": ("Trade-off curves over cost weights", render_tradeoff)}
+def render_versions(result: dict) -> list[str]:
+    trees = result.get("commits", result["trees"])
+    size = result["size"]
+    lines = [
+        f"The same workloads on two source trees, alternating, best of {len(result['runs']['old'])} each "
+        f"(`bench_versions.py`): the default study ({size['runs']} runs), the facade's DR and R fits at "
+        f"{size['big']:,} / {39 * size['big']:,} rows, and a whole-pipeline DR bootstrap of {size['reps']} "
+        f"replicates at 100 / 3,900. Old: `{str(trees['old'])[:12]}`; new: `{str(trees['new'])[:12]}`"
+        f"{' with uncommitted changes' if str(trees['new']).endswith('+dirty') else ''}.",
+        "",
+        "| workload | old (s) | new (s) | new / old |",
+        "|---|---|---|---|",
+    ]
+    for k, v in result["summary"].items():
+        lines.append(f"| {k.removesuffix('_s').replace('_', ' ')} | {v['old']:.2f} | {v['new']:.2f} | {v['new_over_old']:.3f} |")
+    old, new = result["runs"]["old"][0].get("study_areas"), result["runs"]["new"][0].get("study_areas")
+    if old and new:
+        lines += ["", "Default study, oracle-normalised area per method (same 200 runs, same keys):", "",
+                  "| method | old | new |", "|---|---|---|"]
+        lines += [f"| {m} | {old[m]:.4f} | {new[m]:.4f} |" for m in old if m in new]
+    return lines
+
+
+def render_bootstrap(result: dict) -> list[str]:
+    cfg = result.get("config", {})
+    lines = [
+        f"Whole-pipeline bootstrap (`bench_bootstrap.py`) at {cfg.get('n_gold')} gold / {cfg.get('n_preference')} "
+        "preference rows, ψ̂ at 500 test queries; first call includes compilation.",
+        "",
+        "| pipeline | replicates | first call (s) | steady (s) | s / replicate |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in result["results"].items():
+        if "replicates" in r:
+            lines.append(f"| {name} | {r['replicates']:,} | {r['first_call_s']:.1f} | {r['steady_s']:.1f} | "
+                         f"{r['per_replicate_s']:.4f} |")
+    return lines
+
+
+RENDERERS = {
+    "bench_tradeoff": ("Trade-off curves over cost weights", render_tradeoff),
+    "bench_versions": ("Before and after a change, side by side", render_versions),
+    "bench_bootstrap": ("Whole-pipeline bootstrap", render_bootstrap),
+}
 
 
 def main(argv=None):

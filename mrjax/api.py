@@ -41,7 +41,7 @@ STAGES = (  # the pipeline's stages in order: (where the count is, name, what it
     ("cate", "pseudo_outcome", "the bias learner's pseudo-outcomes"),
     ("cate", "bias", "the bias Δ̂ on the training rows"),
     ("router", "targets", "the debiased training targets"),
-    ("router", "quality", "ψ̂ on the training rows"),
+    ("router", "quality", "the fitted parameters of ψ̂"),
 )
 CLIP_WARN_SHARE = 0.10  # a larger share of rows with clipped propensities is poor overlap: say so
 

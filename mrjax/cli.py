@@ -307,7 +307,7 @@ def study(args) -> int:
     result = run_study(jax.random.key(int(settings["seed"])), config, run_fn=run_fn, progress=not args.quiet)
     summary = summarize_gain(result.efficiency, result.random, result.oracle,
                              aggregate=settings["aggregate"], normalize=settings["normalize"])
-    bad = [(name, int((~np.isfinite(result.rmse[:, m])).sum())) for m, name in enumerate(result.methods)]
+    bad = [(name, int((result.nonfinite[:, m] > 0).sum())) for m, name in enumerate(result.methods)]
     bad = [(name, k) for name, k in bad if k]
     if bad:
         raise StudyFailed("non-finite ψ̂ in " + ", ".join(f"{name} ({k} of {len(result.rmse)} runs)" for name, k in bad)

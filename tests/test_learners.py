@@ -362,8 +362,8 @@ def test_logistic_reaches_sklearns_optimum_on_hard_propensities(design):
     X = rng.normal(size=(n, 4)).astype(np.float32)
     if design == "quasi_separable":  # labels almost a step in x0: the MLE runs away, the penalty holds it
         logit = 12.0 * X[:, 0] + 0.5 * X[:, 1]
-    else:  # 2% treated, propensities from 1e-16 up: the PSID/CPS-like shape of observational samples
-        logit = -7.0 + 4.0 * X[:, 0] + 2.0 * X[:, 1] ** 2
+    else:  # a few % treated, propensities from ~1e-16 up: the PSID/CPS-like shape of observational samples
+        logit = -9.0 + 6.0 * X[:, 0] + 2.0 * X[:, 1] ** 2
     y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(np.float32)
     w = np.ones(n, np.float32)
     penalty = 1e-2

@@ -69,8 +69,9 @@ def test_pool_run_splits_and_scores_real_data():
     pool = load_routellm(DATA_DIR, "gsm8k")
     config = StudyConfig(n_test=200, n_gold=50, n_features_rff=32, n_components=10, methods=("meta_r", "golden", "all_golden"))
     E, GL, PL = (jnp.asarray(a) for a in (pool.embedding, pool.gold_gain, pool.preference_label))
-    eff, rnd, orc, rmse = jax.jit(lambda k: pool_run(k, E, GL, PL, config))(jax.random.key(0))
+    eff, rnd, orc, rmse, nonfinite = jax.jit(lambda k: pool_run(k, E, GL, PL, config))(jax.random.key(0))
     assert eff.shape == (3, 61) and np.isfinite(np.asarray(rmse)).all()
+    np.testing.assert_array_equal(np.asarray(nonfinite), [0, 0, 0])
     # The oracle total is the sum of the positive gold gains of 200 test queries.
     assert 0 < float(orc) <= 200
 

@@ -24,6 +24,7 @@ TINY = dict(n_runs=4, n_test=50, n_gold=20, n_preference=200, n_features_rff=16,
 def test_runs_in_one_call_equal_separate_calls():
     together = run_study(jax.random.key(0), StudyConfig(**TINY), progress=False)
     assert together.efficiency.shape == (4, 3, 61) and together.rmse.shape == (4, 3)
+    np.testing.assert_array_equal(together.nonfinite, np.zeros((4, 3), int))  # every ψ̂ finite, and counted
     other_batching = run_study(jax.random.key(0), StudyConfig(**{**TINY, "batch_size": 3}), progress=False)
     if jax.default_backend() == "cpu":
         np.testing.assert_array_equal(together.rmse, other_batching.rmse)

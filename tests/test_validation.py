@@ -109,3 +109,18 @@ def test_fuzzed_arrays_give_a_named_error_or_a_finite_float32_dataset(values, fl
         assert any(name in str(err) for name in ("features", "is_gold", "label", "weight"))
         return
     assert np.isfinite(np.asarray(data.features)).all() and data.features.dtype == np.float32
+
+
+@settings(max_examples=100, deadline=None)
+@given(n_runs=_numbers, n_gold=_numbers, batch_size=_numbers, n_folds=_numbers, bootstrap=_numbers,
+       bootstrap_level=_numbers)
+def test_fuzzed_study_configs_give_a_named_error_or_a_valid_config(n_runs, n_gold, batch_size, n_folds, bootstrap,
+                                                                   bootstrap_level):
+    kwargs = dict(n_runs=n_runs, n_gold=n_gold, batch_size=batch_size, n_folds=n_folds, bootstrap=bootstrap,
+                  bootstrap_level=bootstrap_level)
+    try:
+        cfg = StudyConfig(**kwargs)
+    except ValueError as err:
+        assert any(name in str(err) for name in kwargs), str(err)
+        return
+    assert cfg.n_runs >= 1 and cfg.n_gold >= max(cfg.n_folds, 1) and 0 < cfg.bootstrap_level < 1

@@ -50,10 +50,8 @@ def _solve_psd(G: Array, b: Array, penalty: Array) -> Array:
     """
     p = G.shape[0]
     A = G + jnp.diag(_penalty_diag(p, penalty, G.dtype))
-    jitter = 1e-6 * jnp.trace(A) / p + 1e-12
-    A = A + jitter * jnp.eye(p, dtype=G.dtype)
-    c = jax.scipy.linalg.cho_factor(A, lower=True)
-    return jax.scipy.linalg.cho_solve(c, b)
+    A = A + (1e-6 * jnp.trace(A) / p + 1e-12) * jnp.eye(p, dtype=G.dtype)
+    return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(A, lower=True), b)
 
 
 def _moments(Z: Array, y: Array, w: Array) -> tuple[Array, Array, Array, Array]:
@@ -270,7 +268,11 @@ class Ridge:
             total = _moments(Z, y, weight)  # the same expression as ``fit``'s: shared under jit
         else:
             total = [a.sum(0) for a in (Gk, bk, yyk, w2k)]
-        G, b, yy, w2 = (t[None] - a for t, a in zip(total, (Gk, bk, yyk, w2k)))
+        # Fold k trains on the other folds: their moments summed, never the total minus fold k's own.
+        # A sum of positive semi-definite pieces stays so to rounding of its own scale; the difference
+        # cancels when fold k carries much of the total, and lost positive-definiteness in float32.
+        others = 1.0 - jnp.eye(folds.n_folds, dtype=Z.dtype)
+        G, b, yy, w2 = (jnp.einsum("kj,j...->k...", others, a, precision="highest") for a in (Gk, bk, yyk, w2k))
         if self.penalty_grid is not None and self.crossfit_tuning == "shared":
             # One relative penalty g, selected on all rows, is applied to every fold's fit
             # as λ_k = g · tr(G_c,k)/p: one eigendecomposition instead of K.
@@ -313,7 +315,7 @@ class Logistic:
 
     Minimises ``−Σ_i w_i [y_i log p_i + (1 − y_i) log(1 − p_i)] + ½ penalty |β|²``.
     Starts at the intercept-only solution; each Newton step's largest coordinate is capped
-    at ``max_step`` (a trust region for separable data) and the step is then halved until
+    at ``max_step`` (a trust region for separable data) and the step is then cut by 4 until
     the objective decreases by Armijo's rule (backtracking: without it the iteration can
     oscillate on quasi-separable data far from the optimum). Stops when the largest step
     coordinate is below ``tol · (1 + max|β|)`` or after ``n_iter`` steps; ``grad_norm`` in
@@ -325,7 +327,7 @@ class Logistic:
     features : feature map.
     n_iter : the most Newton iterations (static).
     max_step : cap on the largest coordinate of one Newton step.
-    n_halvings : step lengths tried by the line search, ``1, ½, …, 2^-(n_halvings−1)`` (static).
+    n_steps : step lengths tried by the line search, ``1, ¼, …, 4^-(n_steps−1)`` (static).
     tol : relative step size at which the iteration stops (0: always ``n_iter`` steps).
     """
 
@@ -334,7 +336,7 @@ class Logistic:
     n_iter: int = 50
     max_step: float = 5.0
     tol: float = 1e-5
-    n_halvings: int = 12
+    n_steps: int = 6
     task = "classification"
 
     def hyper(self) -> dict[str, Array]:
@@ -354,11 +356,8 @@ class Logistic:
             mu = jax.nn.sigmoid(jnp.matmul(Z, beta, precision="highest"))
             return jnp.matmul(Z.T, weight * (mu - y), precision="highest") + pen * beta, mu
 
-        def objective(eta, beta):  # (T, n) linear predictors, (T, p) coefficients → (T,) penalised log-loss
-            loss = jnp.sum(weight[None, :] * (jax.nn.softplus(eta) - y[None, :] * eta), axis=-1)  # stable for any eta
-            return loss + 0.5 * jnp.sum(pen[None, :] * beta**2, axis=-1)
-
-        steps = 0.5 ** jnp.arange(self.n_halvings, dtype=Z.dtype)
+        def objective(eta, beta):  # the penalised log-loss, stable for any linear predictor eta
+            return jnp.sum(weight * (jax.nn.softplus(eta) - y * eta)) + 0.5 * jnp.sum(pen * beta**2)
 
         def step(state):
             i, beta, _ = state
@@ -368,14 +367,24 @@ class Logistic:
             delta = jnp.linalg.solve(H, g)
             size = jnp.max(jnp.abs(delta))
             move = jnp.minimum(1.0, self.max_step / (size + 1e-12)) * delta
-            # Backtracking: the longest step 2^-j with f(β − t·move) ≤ f(β) − 1e-4·t·gᵀmove, up to float32
+            # Backtracking: the longest step 4^-j with f(β − t·move) ≤ f(β) − 1e-4·t·gᵀmove, up to float32
             # rounding of f (near the optimum every decrease is below it; the full step is then taken).
             eta, d_eta = jnp.matmul(Z, beta, precision="highest"), jnp.matmul(Z, move, precision="highest")
-            f0 = objective(eta[None, :], beta[None, :])[0]
-            trial = objective(eta[None, :] - steps[:, None] * d_eta[None, :], beta[None, :] - steps[:, None] * move[None, :])
+            f0 = objective(eta, beta)
+            slope = jnp.dot(g, move, precision="highest")
             slack = 8 * jnp.finfo(Z.dtype).eps * (jnp.abs(f0) + 1.0)
-            ok = trial <= f0 - 1e-4 * steps * jnp.dot(g, move, precision="highest") + slack
-            t = jnp.where(jnp.any(ok), steps[jnp.argmax(ok)], steps[-1])
+
+            def shorter(carry):  # cut the step by 4 until Armijo's condition holds (at most n_steps tries)
+                j, t, _ = carry
+                return j + 1, 0.25 * t, objective(eta - 0.25 * t * d_eta, beta - 0.25 * t * move)
+
+            def too_long(carry):
+                j, t, f = carry
+                return (j < self.n_steps - 1) & ~(f <= f0 - 1e-4 * t * slope + slack)
+
+            one = jnp.ones((), Z.dtype)
+            _, t, _ = jax.lax.while_loop(too_long, shorter, (jnp.zeros((), jnp.int32), one,
+                                                             objective(eta - d_eta, beta - move)))
             taken = t * move
             done = jnp.max(jnp.abs(taken)) <= self.tol * (1.0 + jnp.max(jnp.abs(beta)))
             return i + 1, beta - taken, done

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from mrjax._typing import Array, PRNGKey
@@ -97,7 +98,8 @@ class RouterInfo(NamedTuple):
         ``data.scale_degenerate``).
     nonfinite : dict of () int arrays, NaN or infinite values of the router's own stages:
         ``features`` (after standardisation), ``scale`` (the constant), ``targets`` (= ``n_nonfinite``)
-        and ``quality`` (ψ̂ on the training rows); the bias stages are in ``cate.nonfinite``.
+        and ``quality`` (ψ̂'s fitted parameters: finite parameters on finite features give finite
+        ψ̂, at O(p) instead of a prediction pass); the bias stages are in ``cate.nonfinite``.
     """
 
     scale_constant: Array
@@ -152,7 +154,8 @@ def fit_router(
     target = jnp.where(weight > 0, target, 0.0)
     quality = config.quality_learner.fit(k_q, X, target, weight, hyper.quality)
     nonfinite = {"features": count_nonfinite(X), "scale": count_nonfinite(c), "targets": n_nonfinite.astype(jnp.int32),
-                 "quality": count_nonfinite(config.quality_learner.predict(quality, X), data.weight > 0)}
+                 "quality": sum(count_nonfinite(leaf) for leaf in jax.tree_util.tree_leaves(quality)
+                                if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating))}
     info = RouterInfo(
         c, out.cate_info, out.shift, n_nonfinite, jnp.asarray(hyper.preference_weight, o.dtype),
         jnp.zeros((0,), data.label.dtype), used_hyper(hyper.quality, quality), prep.scale_degenerate, nonfinite,

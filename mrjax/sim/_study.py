@@ -107,6 +107,9 @@ class StudyConfig:
         if self.bootstrap_method not in self.method_names:
             raise ValueError(f"bootstrap_method {self.bootstrap_method!r} is not among methods {list(self.method_names)}")
         unit_interval("bootstrap_level", self.bootstrap_level)
+        if self.n_folds and self.n_gold < self.n_folds:
+            raise ValueError(f"n_gold ({self.n_gold}) must be at least n_folds ({self.n_folds}): every fold needs "
+                             "gold rows to cross-fit")
         self.router_configs()  # every method value built once, so a bad combination fails here, not in a trace
 
     def router_configs(self) -> list[RouterConfig]:
@@ -140,6 +143,8 @@ class StudyResult(NamedTuple):
     random : (R, G) the random router's total efficiency.
     oracle : (R,) total positive true gain.
     rmse : (R, M) ψ̂ RMSE against the true gain on the test queries.
+    nonfinite : (R, M) int, test queries whose ψ̂ is NaN or infinite (0 in a sound run; the command
+        line refuses to write results otherwise).
     seconds : wall time including compilation; compile_seconds : the first batch's.
     band : (R, 3, G) with ``config.bootstrap``: each run's within-run band (lower, upper)
         for the bootstrapped method's estimated efficiency gain, and the true gain of its
@@ -155,6 +160,7 @@ class StudyResult(NamedTuple):
     seconds: float
     compile_seconds: float
     band: np.ndarray | None = None
+    nonfinite: np.ndarray | None = None
 
 
 def one_run(key: PRNGKey, config: StudyConfig) -> tuple:
@@ -175,15 +181,16 @@ def _fit_and_score(k_fit, k_rand, data, gold_label, test_features, truth, config
     grid = jnp.asarray(USAGE_GRID, truth.dtype)
     curves = run_curves(k_rand, scores, truth, grid)
     rmse = jnp.sqrt(jnp.mean((scores - truth[None, :]) ** 2, axis=1))
+    nonfinite = jnp.sum(~jnp.isfinite(scores), axis=1).astype(jnp.int32)  # (M,) per method, never silent
     if not config.bootstrap:
-        return curves.efficiency, curves.random, curves.oracle, rmse
+        return curves.efficiency, curves.random, curves.oracle, rmse, nonfinite
     m = config.method_names.index(config.bootstrap_method)
     W = bootstrap_weights(jax.random.fold_in(k_rand, 1), data.is_gold, config.bootstrap, mask=data.weight > 0)
     draws = bootstrap_predict(k_fit, data, test_features, W, configs[m], chunk=4)
     eg_draws, eg_point = efficiency_gain_draws(draws, scores[m], grid)
     lo, hi = interval(eg_draws, eg_point, config.bootstrap_level, "percentile")
     band = jnp.stack([lo, hi, efficiency_gain(truth, scores[m], grid)])
-    return curves.efficiency, curves.random, curves.oracle, rmse, band
+    return curves.efficiency, curves.random, curves.oracle, rmse, nonfinite, band
 
 
 def pool_run(key: PRNGKey, embedding: Array, gold_gain: Array, preference_label: Array, config: StudyConfig) -> tuple:
@@ -244,7 +251,7 @@ def run_study(
     ----------
     key : PRNGKey
     config : StudyConfig
-    run_fn : optional ``(key) -> (efficiency, random, oracle, rmse[, band])`` replacing the
+    run_fn : optional ``(key) -> (efficiency, random, oracle, rmse, nonfinite[, band])`` replacing the
         simulator run (e.g. a real-data split); must be pure and vmappable.
     progress : print one progress line per batch to stderr.
     devices : devices to shard the run axis over (all local devices by default).
@@ -274,5 +281,6 @@ def run_study(
     if progress:
         print(file=sys.stderr)
     parts = [np.concatenate(p)[: config.n_runs] for p in zip(*outs)]
-    band = parts[4] if len(parts) > 4 else None
-    return StudyResult(config.method_names, USAGE_GRID, *parts[:4], time.perf_counter() - t0, compile_s, band)
+    band = parts[5] if len(parts) > 5 else None
+    return StudyResult(config.method_names, USAGE_GRID, *parts[:4], time.perf_counter() - t0, compile_s, band,
+                       parts[4])

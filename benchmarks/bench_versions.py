@@ -1,0 +1,102 @@
+"""Two source trees side by side on the same workloads: the default study, a large fit, a bootstrap.
+
+For measuring what a change costs (e.g. safer numerics): each workload runs in a fresh
+subprocess per tree, alternating trees and repeating, so a shared noisy machine affects both
+alike. Workloads use only APIs both trees have (``run_study``, the ``MetaRouter`` facade).
+
+    git worktree add /tmp/before <commit>
+    python benchmarks/bench_versions.py --old /tmp/before --new . [--repeats 2] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+WORKLOAD = r'''
+import json, sys, time
+sys.path.insert(0, {tree!r})
+import jax, numpy as np
+import mrjax
+from mrjax import data as _d
+assert mrjax.__file__.startswith({tree!r}), mrjax.__file__
+from mrjax.api import MetaRouter
+from mrjax.data import paper_like
+from mrjax.sim import StudyConfig, run_study
+out = {{}}
+runs, big = {runs}, {big}
+t0 = time.perf_counter(); r = run_study(jax.random.key(0), StudyConfig(n_runs=runs), progress=False)
+out["study_s"] = time.perf_counter() - t0
+out["study_area_sum"] = float(np.nansum(r.efficiency))
+from mrjax.router import summarize_gain
+out["study_areas"] = dict(zip(r.methods, summarize_gain(r.efficiency, r.random, r.oracle, normalize="oracle").area.tolist()))
+sim = paper_like(jax.random.key(1), n_gold=big, n_preference=39 * big, n_test=500)
+X, t, o = (np.asarray(a) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
+g = t == 1
+for cate in ("dr", "r"):
+    t0 = time.perf_counter(); MetaRouter(cate=cate, seed=0).fit(X[g], o[g], X[~g], o[~g]); first = time.perf_counter() - t0
+    t0 = time.perf_counter(); mr = MetaRouter(cate=cate, seed=1).fit(X[g], o[g], X[~g], o[~g]); steady = time.perf_counter() - t0
+    out[f"fit_{{cate}}_first_s"], out[f"fit_{{cate}}_steady_s"] = first, steady
+sim = paper_like(jax.random.key(2))
+X, t, o = (np.asarray(a) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
+g = t == 1
+mr = MetaRouter(cate="dr", seed=0).fit(X[g], o[g], X[~g], o[~g])
+Xq = np.asarray(sim.test_features)
+t0 = time.perf_counter(); lo, hi = mr.quality_interval(Xq, n_replicates={reps}); out["bootstrap_first_s"] = time.perf_counter() - t0
+t0 = time.perf_counter(); lo, hi = mr.quality_interval(Xq, n_replicates={reps}); out["bootstrap_steady_s"] = time.perf_counter() - t0
+out["bootstrap_width"] = float(np.mean(hi - lo))
+print(json.dumps(out))
+'''
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--old", required=True, help="source tree of the 'before' version")
+    p.add_argument("--new", default=".", help="source tree of the 'after' version")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="20 runs, 1k gold rows, 50 replicates")
+    p.add_argument("--out", default="benchmarks/results/bench_versions.json")
+    a = p.parse_args(argv)
+    sys.path.insert(0, os.path.dirname(__file__))
+    from _meta import run_meta
+
+    size = dict(runs=20, big=1000, reps=50) if a.quick else dict(runs=200, big=10_000, reps=200)
+    trees = {"old": os.path.abspath(a.old), "new": os.path.abspath(a.new)}
+
+    def commit(tree):
+        res = subprocess.run(["git", "-C", tree, "rev-parse", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", tree, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return (res.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
+
+    commits = {name: commit(tree) for name, tree in trees.items()}
+    rows = {name: [] for name in trees}
+    for r in range(a.repeats):
+        for name in (("old", "new") if r % 2 == 0 else ("new", "old")):
+            code = WORKLOAD.format(tree=trees[name], **size)
+            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            if res.returncode != 0:
+                raise SystemExit(f"{name} failed: {res.stderr[-2000:]}")
+            rows[name].append(json.loads(res.stdout.strip().splitlines()[-1]))
+            print(name, rows[name][-1], file=sys.stderr, flush=True)
+    keys = [k for k in rows["old"][0] if k.endswith("_s")]
+    summary = {k: {n: min(x[k] for x in rows[n]) for n in trees} for k in keys}
+    for k in keys:
+        summary[k]["new_over_old"] = summary[k]["new"] / summary[k]["old"]
+    result = {"benchmark": "bench_versions", "meta": run_meta(), "trees": trees, "commits": commits, "size": size,
+              "runs": rows,
+              "summary": summary, "quick": a.quick}
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out + ".tmp", "w") as f:
+        json.dump(result, f, indent=2)
+    os.replace(a.out + ".tmp", a.out)
+    print(f"{'workload':<22} {'old s':>8} {'new s':>8} {'new/old':>8}   (best of {a.repeats})")
+    for k, v in summary.items():
+        print(f"{k:<22} {v['old']:8.2f} {v['new']:8.2f} {v['new_over_old']:8.3f}")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
