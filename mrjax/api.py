@@ -338,11 +338,10 @@ class MetaRouter:
         return np.asarray(predict_router_bias(self.config, self.fit_, self._features(X)))
 
     def _costs(self, n: int, cost_primary, cost_alternative):
+        """Costs as float32 arrays, finite (checked here, eagerly); shapes are ``router.cost_gap``'s to check."""
         out = []
         for name, c in (("cost_primary", cost_primary), ("cost_alternative", cost_alternative)):
             arr = np.asarray(c, dtype=np.float64)
-            if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != n):
-                raise ValueError(f"{name}: expected a scalar or shape ({n},) to match the {n} queries, got {arr.shape}")
             if not np.isfinite(arr).all():
                 i = int(np.nonzero(~np.isfinite(np.atleast_1d(arr)))[0][0])
                 raise ValueError(f"{name}: non-finite cost at query {i} ({np.atleast_1d(arr)[i]!r})")

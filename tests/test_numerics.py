@@ -46,6 +46,7 @@ def test_a_non_finite_stage_is_named_and_the_diagnostics_stay_readable():
     assert int(mr.info_.nonfinite["features"]) == 0  # the stages before it were finite
 
 
+@pytest.mark.slow
 def test_a_constant_judge_is_treated_as_constant_and_said_so():
     sim = paper_like(jax.random.key(1), n_gold=60, n_preference=400, n_test=50, n_features=6)
     Xg, rg, Xp, _ = _sources(sim)
@@ -74,6 +75,7 @@ def test_standardisation_is_scale_free():
         np.testing.assert_allclose(psi, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
 
 
+@pytest.mark.slow
 def test_trimming_leaves_the_rows_outside_the_overlap_out_of_the_bias_fit():
     sim = selection_on_features(jax.random.key(3), n_gold=200, n_preference=800, n_test=5, overlap=2.0, n_features=6)
     p = sim.truth.propensity
@@ -123,6 +125,7 @@ def test_s_learner_treatment_column_is_on_the_features_scale():
     np.testing.assert_allclose(np.asarray(fit.params[1]), [share, np.sqrt(share * (1 - share))], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_fold_systems_are_sums_of_the_other_folds_not_differences():
     """When one fold carries most of the weight, a fold's training Gram as 'total minus own' cancels
     in float32 (it lost positive-definiteness on observational samples); as the sum of the other

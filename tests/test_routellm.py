@@ -65,6 +65,7 @@ def test_loader_errors(tmp_path):
         load_routellm(DATA_DIR, "mt_bench")
 
 
+@pytest.mark.slow
 def test_pool_run_splits_and_scores_real_data():
     pool = load_routellm(DATA_DIR, "gsm8k")
     config = StudyConfig(n_test=200, n_gold=50, n_features_rff=32, n_components=10, methods=("meta_r", "golden", "all_golden"))

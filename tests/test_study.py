@@ -236,8 +236,6 @@ def test_results_folder_is_checked_before_work_and_kept_unless_overwrite(tmp_pat
 
 
 def test_results_folder_swaps_whole_or_leaves_the_old_one(tmp_path):
-    import os
-
     from mrjax._output import PREFIX, check_destination, results_folder
 
     out = tmp_path / "res"
@@ -261,8 +259,6 @@ def test_results_folder_swaps_whole_or_leaves_the_old_one(tmp_path):
 
 
 def _umask():
-    import os
-
     mask = os.umask(0)
     os.umask(mask)
     return mask
