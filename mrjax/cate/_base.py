@@ -126,6 +126,14 @@ def default_effect(outcome: Learner, penalty) -> Learner:
     return RandomFeatureRidge(n_features=n_features, penalty=penalty)
 
 
+def resolve_learners(learner, effect_penalty=None) -> None:
+    """A learner value's ``__post_init__``: the kind's default final stage where ``effect`` is None
+    (:func:`default_effect` with ``effect_penalty``), then :func:`check_learners`."""
+    if effect_penalty is not None and learner.effect is None:
+        object.__setattr__(learner, "effect", default_effect(learner.outcome, effect_penalty))
+    check_learners(learner)
+
+
 def check_learners(learner) -> None:
     """Learners of the right task in the right places (a config error, raised at construction)."""
     for name in ("outcome", "effect"):
@@ -187,7 +195,7 @@ def fit_keys(key: PRNGKey) -> tuple[PRNGKey, PRNGKey]:
 
 def no_propensity() -> PropensityInfo:
     zero = jnp.zeros((), jnp.int32)
-    return PropensityInfo(zero, jnp.zeros(()), jnp.zeros(()), zero, jnp.zeros(()))
+    return PropensityInfo(zero, jnp.zeros(()), jnp.zeros(()), zero, jnp.zeros(()), zero)
 
 
 def trimmed(p: Array, hyper: CateHyper) -> Array:

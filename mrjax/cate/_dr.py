@@ -6,7 +6,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from mrjax.cate._base import (
-    CateHyper, Stages, check_learners, count_nonfinite, trimmed, default_cate_hyper, default_effect, effect_fit, model_hyper, propensity_stage,
+    Stages, count_nonfinite, default_cate_hyper, effect_fit, model_hyper, propensity_stage, resolve_learners, trimmed,
 )
 from mrjax.learners._base import Learner
 from mrjax.learners._linear import Logistic, RandomFeatureRidge
@@ -40,13 +40,10 @@ class DRLearner:
     n_folds: int = 5
     n_effect = 1
 
-    def __post_init__(self):
-        if self.effect is None:
-            object.__setattr__(self, "effect", default_effect(self.outcome, "loo"))
-        check_learners(self)
+    hyper = default_cate_hyper  # CateHyper of this learner's components
 
-    def hyper(self) -> CateHyper:
-        return default_cate_hyper(self)
+    def __post_init__(self):
+        resolve_learners(self, "loo")
 
     def fit_stages(self, key, data, hyper, known_propensity, folds) -> Stages:
         p, p_info = propensity_stage(self, key, data, hyper, known_propensity, folds)

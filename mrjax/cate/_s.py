@@ -6,7 +6,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from mrjax.cate._base import (
-    CateHyper, Stages, check_learners, count_nonfinite, default_cate_hyper, model_hyper, no_propensity,
+    Stages, count_nonfinite, default_cate_hyper, model_hyper, no_propensity, resolve_learners,
 )
 from mrjax.learners._base import Learner, used_hyper
 from mrjax.learners._linear import RandomFeatureRidge
@@ -33,11 +33,10 @@ class SLearner:
     outcome: Learner = RandomFeatureRidge()
     n_effect = 0
 
-    def __post_init__(self):
-        check_learners(self)
+    hyper = default_cate_hyper  # CateHyper of this learner's components
 
-    def hyper(self) -> CateHyper:
-        return default_cate_hyper(self)
+    def __post_init__(self):
+        resolve_learners(self)
 
     def fit_stages(self, key, data, hyper, known_propensity, folds) -> Stages:
         h = model_hyper(hyper.outcome, 0)

@@ -5,7 +5,9 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from mrjax.cate._base import CateHyper, Stages, check_learners, default_cate_hyper, model_hyper, no_propensity
+from mrjax.cate._base import (
+    Stages, default_cate_hyper, model_hyper, no_propensity, resolve_learners,
+)
 from mrjax.learners._base import Learner, used_hyper
 from mrjax.learners._linear import RandomFeatureRidge
 
@@ -22,11 +24,10 @@ class TLearner:
     outcome: Learner = RandomFeatureRidge()
     n_effect = 0
 
-    def __post_init__(self):
-        check_learners(self)
+    hyper = default_cate_hyper  # CateHyper of this learner's components
 
-    def hyper(self) -> CateHyper:
-        return default_cate_hyper(self)
+    def __post_init__(self):
+        resolve_learners(self)
 
     def fit_stages(self, key, data, hyper, known_propensity, folds) -> Stages:
         X, t, o, w = data.features, data.is_gold, data.label, data.weight

@@ -10,7 +10,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from mrjax.cate._base import (
-    CateHyper, Stages, check_learners, count_nonfinite, default_cate_hyper, default_effect, model_hyper, propensity_stage,
+    Stages, count_nonfinite, default_cate_hyper, model_hyper, propensity_stage, resolve_learners,
 )
 from mrjax.learners._base import Learner, used_hyper
 from mrjax.learners._linear import Logistic, RandomFeatureRidge
@@ -35,13 +35,10 @@ class XLearner:
     effect: Learner | None = None
     n_effect = 2
 
-    def __post_init__(self):
-        if self.effect is None:
-            object.__setattr__(self, "effect", default_effect(self.outcome, "loo_1se"))
-        check_learners(self)
+    hyper = default_cate_hyper  # CateHyper of this learner's components
 
-    def hyper(self) -> CateHyper:
-        return default_cate_hyper(self)
+    def __post_init__(self):
+        resolve_learners(self, "loo_1se")
 
     def fit_stages(self, key, data, hyper, known_propensity, folds) -> Stages:
         # The propensity only mixes τ̂₀ and τ̂₁ (a full-data fit below): its diagnostics come

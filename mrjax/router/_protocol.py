@@ -6,9 +6,8 @@ from typing import Any, NamedTuple, Protocol
 import jax.numpy as jnp
 
 from mrjax._typing import Array, PRNGKey
-from mrjax.cate._base import CateInfo
+from mrjax.cate._base import CateInfo, no_propensity
 from mrjax.data._dataset import Dataset
-from mrjax.nuisance._nuisance import PropensityInfo
 
 
 class RouterHyper(NamedTuple):
@@ -64,8 +63,8 @@ class RouterMethod(Protocol):
 
 
 def no_cate_info() -> CateInfo:
-    z, f = jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32)
-    return CateInfo(PropensityInfo(z, f, f, z, f, z), z, z, nonfinite={k: z for k in STAGES})
+    z = jnp.zeros((), jnp.int32)
+    return CateInfo(no_propensity(), z, z, nonfinite={k: z for k in STAGES})
 
 
 STAGES = ("propensity", "outcome", "pseudo_outcome", "bias")  # the bias stages, in pipeline order
