@@ -4,6 +4,7 @@ Integer seeds are accepted here only; everything below takes explicit keys.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Sequence
 
@@ -12,10 +13,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from mrjax._typing import ArrayLike
+from mrjax import _persist
 from mrjax._checks import choice, finite, integer, unit_interval
+from mrjax._output import check_destination, results_folder
 from mrjax.cate._kinds import CATE_LEARNERS
 from mrjax.data._dataset import Dataset, _as_float, _check_finite, from_sources
-from mrjax.inference._bootstrap import bootstrap_predict, bootstrap_weights, interval
+from mrjax.inference._bootstrap import (
+    ReplicateFits, WEIGHT_KINDS, bootstrap_fits, bootstrap_weights, interval, replicate_predict,
+)
 from mrjax.inference._value import policy_value_draws
 from mrjax.learners._base import Learner, structure
 from mrjax.learners._linear import Logistic, RandomFeatureRidge
@@ -27,10 +32,11 @@ from mrjax.router._rule import route as _route
 from mrjax.router._tradeoff import Calibration, breakpoints, calibrate_budget, calibrate_share, tradeoff_curve
 
 _fit_jit = jax.jit(fit_router, static_argnames=("config",))
-_bootstrap_jit = jax.jit(bootstrap_predict, static_argnames=("config", "target", "chunk", "retune"))
+_replicates_jit = jax.jit(bootstrap_fits, static_argnames=("config", "chunk", "retune"))
+_replicate_predict_jit = jax.jit(replicate_predict, static_argnames=("config", "target", "retune"))
 
 _PARAMS = ("method", "cate", "learner", "propensity", "n_folds", "scale", "preference_weight", "propensity_clip",
-           "bias_clip", "standardize", "seed", "trim")
+           "bias_clip", "standardize", "seed", "trim", "progress")
 
 
 STAGES = (  # the pipeline's stages in order: (where the count is, name, what it is)
@@ -107,15 +113,24 @@ class MetaRouter:
     trim : ``a`` in ``[0, 0.5)``: rows whose propensity lies outside ``[a, 1 − a]`` are left out of the
         R/DR bias fit (by weight; 0: none). Δ̂ is then estimated where the sources overlap and
         extrapolated elsewhere — a different estimand, chosen for stability under poor overlap.
+    progress : show a progress bar (tqdm, on stderr) while bootstrap replicates are fitted.
 
     The constructor keeps its arguments as attributes and checks them at once (scikit-learn's
     estimator conventions: ``get_params``, ``set_params``, ``sklearn.base.clone`` work). Numbers
     (penalties, λ, clip levels) travel to the compiled program as arrays, so changing them does
     not recompile.
 
+    Queries given as a pandas DataFrame give pandas results indexed like it (a Series per query, a
+    DataFrame per query × cost weight); columns are matched by name to the training features when
+    the router was fitted on DataFrames. ``predict`` is ``quality_gain`` (ψ̂). The interval methods
+    share one bootstrap: the replicates' fits are kept after the first call (for the last
+    ``n_replicates``/``bootstrap``/``seed``/``retune`` asked for), so ψ̂, Δ̂ and value intervals at any
+    queries refit nothing. ``save``/``load`` keep a fitted router in a folder (JSON and ``.npz``).
+
     Attributes (after ``fit``)
     --------------------------
-    fit_ : RouterFit pytree; info_ : RouterInfo diagnostics.
+    fit_ : RouterFit pytree; info_ : RouterInfo diagnostics; feature_names_in_ : the training
+    DataFrame's feature columns (None for arrays); n_features_in_ : d.
     """
 
     def __init__(
@@ -132,6 +147,7 @@ class MetaRouter:
         standardize: bool | str = True,
         seed: int = 0,
         trim: float = 0.0,
+        progress: bool = True,
     ):
         self.method = method
         self.cate = cate
@@ -145,9 +161,14 @@ class MetaRouter:
         self.standardize = standardize
         self.seed = seed
         self.trim = trim
+        self.progress = progress
         self._build()
-        self.fit_ = None
-        self.info_ = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.fit_ = self.info_ = self.data_ = self.feature_names_in_ = self.n_features_in_ = None
+        self._replicates = None  # ((n_replicates, bootstrap, seed, retune), ReplicateFits): the kept bootstrap
+        self._sizes, self._all_gold = None, False  # (gold, preference) rows of a loaded router; all-gold labels used
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's arguments (scikit-learn's protocol)."""
@@ -197,6 +218,8 @@ class MetaRouter:
         trim = finite("trim", self.trim, 0.0)
         if trim >= 0.5:
             raise ValueError(f"trim must be in [0, 0.5), got {self.trim!r}")
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"progress must be True or False, got {self.progress!r}")
         integer("seed", self.seed, 0)
         if self.seed >= 2**32:
             raise ValueError(f"seed must be below 2**32, got {self.seed}")
@@ -240,11 +263,13 @@ class MetaRouter:
         which is the constructor's ``preference_weight``). ``all_gold_label`` (gold labels for
         every pooled row) is needed only by ``"all_golden"``.
         """
+        names = None
         if isinstance(gold_features, Dataset):
             data = gold_features
         else:
             if gold_label is None or preference_features is None or preference_label is None:
                 raise ValueError("fit needs gold_features, gold_label, preference_features and preference_label")
+            names, gold_features, preference_features = _frame_names(gold_features, preference_features)
             data = from_sources(gold_features, gold_label, preference_features, preference_label,
                                 gold_sample_weight, preference_sample_weight)
         gl = None
@@ -253,7 +278,10 @@ class MetaRouter:
             _check_finite("all_gold_label", gl_np)
             gl = jnp.asarray(gl_np, jnp.float32)
         fit, info = _fit_jit(jax.random.key(self.seed), data, self._static, self.hyper, gl)
-        self.fit_, self.info_, self.data_ = None, info, data  # diagnostics stay readable if the fit fails
+        self._reset()
+        self.info_, self.data_ = info, data  # diagnostics stay readable if the fit fails
+        self.feature_names_in_, self.n_features_in_ = names, int(data.features.shape[1])
+        self._all_gold = gl is not None
         stage = _first_nonfinite(info)
         if stage is not None:
             name, count, what = stage
@@ -266,14 +294,42 @@ class MetaRouter:
             warnings.warn(message, RuntimeWarning, stacklevel=2)
         return self
 
-    def _draws(self, x, target, n_replicates, bootstrap, seed, retune=True):
+    def _kept_replicates(self, n_replicates, bootstrap, seed, retune) -> ReplicateFits:
+        """The bootstrap's replicate fits: fitted once per setting (chunks of replicates, one progress step
+        each) and kept for every later interval."""
+        self._check_fitted()
         n_replicates = integer("n_replicates", n_replicates, 2)
+        choice("bootstrap", bootstrap, WEIGHT_KINDS)
+        seed = self.seed + 1 if seed is None else integer("seed", seed, 0)
+        setting = (n_replicates, bootstrap, seed, bool(retune))
+        if self._replicates is not None and self._replicates[0] == setting:
+            return self._replicates[1]
+        if self.data_ is None:
+            raise RuntimeError("this router was saved without its training data, which intervals refit on; "
+                               "save it with keep_data=True to compute intervals after loading")
+        W = bootstrap_weights(jax.random.key(seed), self.data_.is_gold, n_replicates, bootstrap)
+        most = max(1, min(64, 256_000 // self.data_.label.shape[0]))  # rows per chunk as in bootstrap_predict
+        chunk = -(-n_replicates // -(-n_replicates // most))  # equal chunks: at most one padded replicate each
+        parts = []
+        with _progress(self.progress, n_replicates, "bootstrap replicates") as bar:
+            for start in range(0, n_replicates, chunk):
+                w = W[start:start + chunk]
+                if w.shape[0] < chunk:  # the same shape every call: one compiled program
+                    w = jnp.concatenate([w, jnp.ones((chunk - w.shape[0], w.shape[1]), w.dtype)])
+                reps = _replicates_jit(jax.random.key(self.seed), self.data_, w, self._static, self.hyper,
+                                       chunk=chunk, retune=bool(retune))
+                parts.append(jax.tree_util.tree_map(lambda a, k=min(chunk, n_replicates - start): a[:k], reps.fits))
+                shared, std = reps.shared, reps.standardizer
+                bar.update(min(chunk, n_replicates - start))
+        fits = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *parts)
+        self._replicates = (setting, ReplicateFits(std, shared, fits))
+        return self._replicates[1]
+
+    def _draws(self, x, target, n_replicates, bootstrap, seed, retune=True):
         if target == "bias" and not self.config.method.estimates_bias:
             raise ValueError(f"only the Meta-Router estimates a bias; this fit is {self.config.method.name!r}")
-        W = bootstrap_weights(jax.random.key(self.seed + 1 if seed is None else seed), self.data_.is_gold,
-                              int(n_replicates), bootstrap)
-        return _bootstrap_jit(jax.random.key(self.seed), self.data_, x, W, self._static, self.hyper, target,
-                              retune=bool(retune))
+        reps = self._kept_replicates(n_replicates, bootstrap, seed, retune)
+        return _replicate_predict_jit(self._static, reps, x, target, retune=bool(retune))
 
     def _interval(self, X, target, n_replicates, level, kind, bootstrap, seed, retune):
         level = unit_interval("level", level)
@@ -281,7 +337,7 @@ class MetaRouter:
         draws = self._draws(x, target, n_replicates, bootstrap, seed, retune)
         predict = predict_quality if target == "quality" else predict_router_bias
         lo, hi = interval(draws, predict(self.config, self.fit_, x), level, kind)
-        return np.asarray(lo), np.asarray(hi)
+        return self._out(X, lo, "lower"), self._out(X, hi, "upper")
 
     def quality_interval(self, X, n_replicates=200, level=0.95, kind="percentile", bootstrap="multinomial", seed=None,
                          retune=True):
@@ -291,7 +347,8 @@ class MetaRouter:
         ``dirichlet`` or ``poisson`` weights) in one compiled program; ``kind`` is
         ``percentile``, ``basic`` or ``normal``. ``retune=False`` holds the selected
         penalties (and a cross-validated λ) at this fit's choices (faster; see
-        ``inference.bootstrap_predict``).
+        ``inference.bootstrap_predict``). The replicates are kept: later intervals with the
+        same bootstrap settings, at any queries, refit nothing.
         """
         return self._interval(X, "quality", n_replicates, level, kind, bootstrap, seed, retune)
 
@@ -319,9 +376,19 @@ class MetaRouter:
         lo, hi = interval(v_draws, v_point, level, kind)
         return np.asarray(v_point), np.asarray(lo), np.asarray(hi)
 
-    def _features(self, X: ArrayLike) -> jnp.ndarray:
+    def _check_fitted(self) -> None:
         if self.fit_ is None:
-            raise RuntimeError("call fit() first")
+            raise RuntimeError("call fit() first" if self.info_ is None else
+                               "the last fit failed (see its FloatingPointError and info_); fit again")
+
+    def _features(self, X: ArrayLike) -> jnp.ndarray:
+        self._check_fitted()
+        if self.feature_names_in_ is not None and hasattr(X, "columns"):
+            missing = [c for c in self.feature_names_in_ if c not in X.columns]
+            if missing:
+                raise ValueError(f"X: feature columns {missing[:10]} of the training data are missing "
+                                 f"({len(missing)} of {len(self.feature_names_in_)})")
+            X = X[list(self.feature_names_in_)]
         x = _as_float("X", X, 2)
         d = self.fit_.standardizer.mean.shape[0]
         if x.shape[1] != d:
@@ -329,13 +396,31 @@ class MetaRouter:
         _check_finite("X", x)
         return jnp.asarray(x, jnp.float32)
 
+    @staticmethod
+    def _out(X, values, name: str):
+        """NumPy results, or pandas indexed like ``X`` when ``X`` is a DataFrame: ``(n,)`` → Series,
+        ``(W, n)`` → DataFrame of one column per row of ``values``."""
+        values = np.asarray(values)
+        index = getattr(X, "index", None)
+        if index is None or not hasattr(X, "columns"):
+            return values
+        import pandas as pd
+
+        if values.ndim == 1:
+            return pd.Series(values, index=index, name=name)
+        return pd.DataFrame(values.T, index=index, columns=name)
+
     def quality_gain(self, X: ArrayLike) -> np.ndarray:
         """ψ̂(x): estimated gold-standard gain of the primary model, shape ``(n,)``."""
-        return np.asarray(predict_quality(self.config, self.fit_, self._features(X)))
+        return self._out(X, predict_quality(self.config, self.fit_, self._features(X)), "quality_gain")
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """ψ̂(x), as ``quality_gain`` (the estimator protocol's prediction)."""
+        return self.quality_gain(X)
 
     def effect(self, X: ArrayLike) -> np.ndarray:
         """Δ̂(x): estimated preference bias (gold minus preference), shape ``(n,)``."""
-        return np.asarray(predict_router_bias(self.config, self.fit_, self._features(X)))
+        return self._out(X, predict_router_bias(self.config, self.fit_, self._features(X)), "bias")
 
     def _costs(self, n: int, cost_primary, cost_alternative):
         """Costs as float32 arrays, finite (checked here, eagerly); shapes are ``router.cost_gap``'s to check."""
@@ -362,9 +447,10 @@ class MetaRouter:
         primary calls above ``P(ψ̂ > 0)``); ``calibrate`` finds the weight for a target.
         """
         w = self._weights(cost_weight)
-        psi = jnp.asarray(self.quality_gain(X))
+        psi = jnp.asarray(np.asarray(self.quality_gain(X)))
         cp, ca = self._costs(psi.shape[0], cost_primary, cost_alternative)
-        return np.asarray(_route(psi, jnp.asarray(w, jnp.float32), cp, ca))
+        out = _route(psi, jnp.asarray(w, jnp.float32), cp, ca)
+        return self._out(X, out, "to_primary" if w.ndim == 0 else [float(v) for v in w])
 
     def sweep(self, X: ArrayLike, cost_weights, cost_primary=1.0, cost_alternative=0.0) -> np.ndarray:
         """Share of queries routed to the primary for each cost weight, shape ``(W,)``.
@@ -373,7 +459,7 @@ class MetaRouter:
         gives cost, estimated quality and value too).
         """
         w = np.atleast_1d(self._weights(cost_weights))
-        psi = jnp.asarray(self.quality_gain(X))
+        psi = jnp.asarray(np.asarray(self.quality_gain(X)))
         cp, ca = self._costs(psi.shape[0], cost_primary, cost_alternative)
         return np.asarray(tradeoff_curve(breakpoints(psi, cp, ca), jnp.asarray(w, jnp.float32)).usage)
 
@@ -389,7 +475,7 @@ class MetaRouter:
         """
         if (share is None) == (budget is None):
             raise ValueError("calibrate needs exactly one of share= or budget=")
-        psi = jnp.asarray(self.quality_gain(X))
+        psi = jnp.asarray(np.asarray(self.quality_gain(X)))
         cp, ca = self._costs(psi.shape[0], cost_primary, cost_alternative)
         bp = breakpoints(psi, cp, ca)
         if share is not None:
@@ -407,3 +493,134 @@ class MetaRouter:
                 raise ValueError(f"budget {target[target < least].min()!r} is below the cost of routing every "
                                  f"query to the alternative ({least!r} per query)")
         return Calibration(*(np.asarray(a) for a in cal))
+
+    def summary(self):
+        """The fit at a glance: a one-column DataFrame (``value``) of its settings and diagnostics."""
+        import pandas as pd
+
+        self._check_fitted()
+        info, method = self.info_, self.config.method
+        inner = getattr(method, "method", method)
+        rows = {
+            "method": inner.name + (" (λ by cross-validation)" if inner is not method else ""),
+            "bias learner": type(inner.cate).__name__ if getattr(inner, "estimates_bias", False) else "—",
+            "gold rows": int(self.data_.n_gold) if self.data_ is not None else self._sizes[0],
+            "preference rows": int(self.data_.n_preference) if self.data_ is not None else self._sizes[1],
+            "features": self.n_features_in_,
+            "scale constant": float(info.scale_constant),
+            "scale degenerate": bool(info.scale_degenerate),
+            "preference weight λ": float(info.preference_weight),
+            "quality penalty": float(np.asarray(info.quality_hyper.get("penalty", np.nan))),
+        }
+        if getattr(inner, "estimates_bias", False):
+            p = info.cate.propensity
+            ess = np.asarray(p.ess) if np.size(p.ess) else np.full(2, np.nan)
+            rows.update({
+                "propensity min": float(p.min_propensity), "propensity max": float(p.max_propensity),
+                "rows clipped (propensity)": int(p.n_clipped), "ESS gold": float(ess[0]),
+                "ESS preference": float(ess[1]), "rows trimmed or masked": int(info.cate.n_masked),
+                "rows clipped (bias)": int(info.cate.n_clipped_bias),
+                "propensity gradient norm": float(p.convergence),
+            })
+        rows["non-finite values"] = int(sum(int(v) for v in info.nonfinite.values()) +
+                                        sum(int(v) for v in getattr(info.cate, "nonfinite", {}).values()))
+        return pd.DataFrame({"value": pd.Series(rows, dtype=object)})
+
+    def save(self, path: str, keep_data: bool = False, overwrite: bool = False) -> None:
+        """Save the fitted router to the folder ``path``: ``manifest.json`` and ``arrays.npz`` (no pickle).
+
+        ``keep_data=True`` also stores the training data (``data.npz``), which interval methods refit
+        on; without it a loaded router predicts, routes and calibrates but has no intervals. The
+        folder is written whole or not at all; an existing one is replaced only with ``overwrite``.
+        """
+        self._check_fitted()
+        check_destination(path, overwrite)
+        params = {name: _persist.encode(getattr(self, name), name) for name in _PARAMS}
+        arrays = {**_persist.flatten(self.fit_, "fit"), **_persist.flatten(self.info_, "info")}
+        data = None
+        if keep_data:
+            data = {f: np.asarray(getattr(self.data_, f)) for f in Dataset._fields}
+        std = self.fit_.standardizer
+        manifest = {
+            "params": params,
+            "rows": {"gold": int(self.data_.n_gold), "preference": int(self.data_.n_preference),
+                     "total": int(self.data_.label.shape[0])},
+            "n_features": self.n_features_in_,
+            "feature_names": None if self.feature_names_in_ is None else [str(c) for c in self.feature_names_in_],
+            "all_gold_label": bool(getattr(self, "_all_gold", False)),
+            "standardizer": {"mean": np.asarray(std.mean).tolist(), "scale": np.asarray(std.scale).tolist()},
+            "summary": {k: (v if isinstance(v, (str, bool, int)) or v is None else float(v))
+                        for k, v in self.summary()["value"].items()},
+        }
+        with results_folder(path) as tmp:
+            _persist.write(tmp, manifest, arrays, data)
+
+    @classmethod
+    def load(cls, path: str, classes: Sequence[type] = ()) -> "MetaRouter":
+        """A router saved by ``save``: the same ψ̂, bit for bit, in any process.
+
+        ``classes``: your own learner or method types used in the saved router (only mrjax's are
+        looked up otherwise). A folder from a newer format, a missing file or an altered array raises
+        ``ValueError`` naming it.
+        """
+        manifest = _persist.read_manifest(path)
+        known = {f"{c.__module__}:{c.__qualname__}": c for c in classes}
+        try:
+            params = {k: _persist.decode(v, known) for k, v in manifest["params"].items()}
+            router = cls(**params)
+            rows, d = manifest["rows"], int(manifest["n_features"])
+        except (KeyError, TypeError) as err:
+            raise _persist.LoadError(f"{path}: the manifest is incomplete ({err})") from None
+        n = int(rows["total"])
+        data_spec = Dataset(*(jax.ShapeDtypeStruct(s, jnp.float32) for s in ((n, d), (n,), (n,), (n,))))
+        gl_spec = jax.ShapeDtypeStruct((n,), jnp.float32) if manifest.get("all_gold_label") else None
+        template = jax.eval_shape(lambda k, data, h, gl: fit_router(k, data, router.config, h, gl),
+                                  jax.random.key(0), data_spec, router.hyper, gl_spec)
+        arrays = _persist.read_arrays(path, _persist.ARRAYS, manifest["arrays"])
+        router.fit_ = _persist.unflatten(template[0], arrays, "fit")
+        router.info_ = _persist.unflatten(template[1], arrays, "info")
+        if manifest.get("data") is not None:
+            data = _persist.read_arrays(path, _persist.DATA, manifest["data"])
+            router.data_ = Dataset(*(jnp.asarray(data[f]) for f in Dataset._fields))
+        names = manifest.get("feature_names")
+        router.feature_names_in_ = None if names is None else list(names)
+        router.n_features_in_ = d
+        router._sizes = (int(rows["gold"]), int(rows["preference"]))
+        router._all_gold = bool(manifest.get("all_gold_label"))
+        return router
+
+
+def _frame_names(gold, preference):
+    """Feature names when both feature sets are DataFrames (the preference columns put in the gold order)."""
+    g, p = hasattr(gold, "columns"), hasattr(preference, "columns")
+    if not (g or p):
+        return None, gold, preference
+    if g != p:
+        raise ValueError("gold_features and preference_features: give both as DataFrames or neither")
+    names = [str(c) for c in gold.columns]
+    missing = [c for c in gold.columns if c not in preference.columns]
+    extra = [c for c in preference.columns if c not in gold.columns]
+    if missing or extra:
+        raise ValueError(f"preference_features: columns differ from gold_features' (missing {missing[:10]}, "
+                         f"extra {extra[:10]})")
+    return names, gold, preference[list(gold.columns)]
+
+
+def _progress(show: bool, total: int, what: str):
+    """A tqdm bar on stderr (tqdm already comes with numpyro), or a silent stand-in."""
+    if show:
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=f"mrjax: {what}", unit="", leave=False, file=sys.stderr)
+    return _Silent()
+
+
+class _Silent:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        pass

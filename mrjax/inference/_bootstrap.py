@@ -8,7 +8,7 @@ it — and the ``(B, n)`` weight matrix is mapped over in one compiled program
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,8 +17,9 @@ import numpy as np
 from mrjax._checks import integer, unit_interval
 from mrjax._typing import Array, PRNGKey
 from mrjax.data._dataset import Dataset, fit_standardizer, standardize
+from mrjax.learners._features import FeatureParams
 from mrjax.router._fit import (
-    RouterConfig, RouterHyper, fit_router, fixed_tuning, predict_quality, predict_router_bias,
+    RouterConfig, RouterHyper, fit_router, fixed_config, fixed_tuning, predict_quality, predict_router_bias,
 )
 from mrjax.router._rule import route
 from mrjax.router._tradeoff import kth_largest
@@ -89,6 +90,106 @@ def check_replicate_weights(weights) -> None:
             f"({w[b, i]!r})")
 
 
+def _check_weights(data: Dataset, weights: Array) -> None:
+    if weights.ndim != 2 or weights.shape[1] != data.label.shape[0]:
+        raise ValueError(f"weights: expected shape (B, {data.label.shape[0]}), got {weights.shape}")
+    if weights.shape[0] < 1:
+        raise ValueError("weights: at least 1 replicate is needed")
+    check_replicate_weights(weights)
+
+
+def _default_chunk(data: Dataset) -> int:
+    return max(1, min(64, 256_000 // data.label.shape[0]))
+
+
+def replicate_config(config: RouterConfig, retune: bool = True) -> RouterConfig:
+    """The static configuration every replicate fits with: features already standardised by the point
+    fit's standardiser, and with ``retune=False`` fixed-penalty learners (``router.fixed_config``)."""
+    config = dataclasses.replace(config, standardize=False)
+    return config if retune else fixed_config(config)
+
+
+def _prepared(key, data, X, config, hyper, retune):
+    """Standardise once with the point fit's (label-free) standardiser; hold the tuning when not retuning."""
+    if config.standardize:
+        std = fit_standardizer(data.features, data.weight, config.standardize)
+        data = data._replace(features=standardize(std, data.features))
+        X = None if X is None else standardize(std, X)
+        config = dataclasses.replace(config, standardize=False)
+    if not retune:
+        _, info = fit_router(key, data, config, hyper)
+        config, hyper = fixed_tuning(config, hyper, info)
+    return data, X, config, hyper
+
+
+def _shared(node) -> bool:
+    return isinstance(node, FeatureParams)
+
+
+class ReplicateFits(NamedTuple):
+    """``B`` refitted routers of one bootstrap, kept so that any queries, ψ̂ or Δ̂, are predicted
+    without refitting (a pytree; from :func:`bootstrap_fits`).
+
+    Attributes
+    ----------
+    standardizer : the point fit's Standardizer (applied to queries first), or None.
+    shared : one replicate's fit; its feature maps (random Fourier frequencies: functions of the key
+        alone, equal in every replicate) are used by all.
+    fits : the replicates' fits stacked on a leading ``B`` axis, feature maps left out.
+    """
+
+    standardizer: object
+    shared: object
+    fits: object
+
+
+def bootstrap_fits(
+    key: PRNGKey,
+    data: Dataset,
+    weights: Array,
+    config: RouterConfig = RouterConfig(),
+    hyper: RouterHyper | None = None,
+    chunk: int | None = None,
+    retune: bool = True,
+) -> ReplicateFits:
+    """The whole pipeline refitted under each row of ``weights (B, n)``, kept as fits.
+
+    The same replicates as :func:`bootstrap_predict` (same key, weights, standardisation and tuning
+    rule), stored instead of evaluated, so ψ̂, Δ̂ and policy values at any queries come from one
+    bootstrap (:func:`replicate_predict`). Memory is the learners' coefficients per replicate; the
+    feature maps are stored once.
+    """
+    _check_weights(data, weights)
+    chunk = _default_chunk(data) if chunk is None else chunk
+    std = fit_standardizer(data.features, data.weight, config.standardize) if config.standardize else None
+    data, _, config, hyper = _prepared(key, data, None, config, hyper, retune)
+    strip = lambda fit: jax.tree_util.tree_map(lambda n: None if _shared(n) else n, fit, is_leaf=_shared)  # noqa: E731
+
+    def one(w):
+        return strip(fit_router(key, data._replace(weight=data.weight * w), config, hyper)[0])
+
+    shared, _ = fit_router(key, data._replace(weight=data.weight * weights[0]), config, hyper)
+    return ReplicateFits(std, shared, jax.lax.map(one, weights, batch_size=chunk))
+
+
+def replicate_predict(config: RouterConfig, replicates: ReplicateFits, X: Array, target: str = "quality",
+                      retune: bool = True) -> Array:
+    """ψ̂ (``target="quality"``) or Δ̂ (``"bias"``) at queries ``X (m, d)`` under each kept replicate:
+    ``(B, m)``. ``config`` and ``retune`` are those the replicates were fitted with."""
+    if target not in ("quality", "bias"):
+        raise ValueError(f"target must be 'quality' or 'bias', got {target!r}")
+    predict = predict_quality if target == "quality" else predict_router_bias
+    rconfig = replicate_config(config, retune)
+    if replicates.standardizer is not None:
+        X = standardize(replicates.standardizer, X)
+
+    def one(fit):
+        full = jax.tree_util.tree_map(lambda s, f: s if _shared(s) else f, replicates.shared, fit, is_leaf=_shared)
+        return predict(rconfig, full, X)
+
+    return jax.vmap(one)(replicates.fits)
+
+
 def bootstrap_predict(
     key: PRNGKey,
     data: Dataset,
@@ -119,21 +220,12 @@ def bootstrap_predict(
     """
     if target not in ("quality", "bias"):
         raise ValueError(f"target must be 'quality' or 'bias', got {target!r}")
-    if weights.ndim != 2 or weights.shape[1] != data.label.shape[0]:
-        raise ValueError(f"weights: expected shape (B, {data.label.shape[0]}), got {weights.shape}")
+    _check_weights(data, weights)
     if weights.shape[0] < 2:
         raise ValueError(f"weights: at least 2 replicates are needed, got {weights.shape[0]}")
-    check_replicate_weights(weights)
-    if chunk is None:
-        chunk = max(1, min(64, 256_000 // data.label.shape[0]))
+    chunk = _default_chunk(data) if chunk is None else chunk
     predict = predict_quality if target == "quality" else predict_router_bias
-    if config.standardize:
-        std = fit_standardizer(data.features, data.weight, config.standardize)
-        data, X = data._replace(features=standardize(std, data.features)), standardize(std, X)
-        config = dataclasses.replace(config, standardize=False)
-    if not retune:
-        _, info = fit_router(key, data, config, hyper)
-        config, hyper = fixed_tuning(config, hyper, info)
+    data, X, config, hyper = _prepared(key, data, X, config, hyper, retune)
 
     def one(w):
         fit, _ = fit_router(key, data._replace(weight=data.weight * w), config, hyper)

@@ -174,6 +174,13 @@ def _fix(obj):
     return obj
 
 
+def fixed_config(config: RouterConfig) -> RouterConfig:
+    """``config`` with a cross-validated λ unwrapped and every penalty-selecting learner fixed (the
+    static half of :func:`fixed_tuning`)."""
+    method = config.method.method if hasattr(config.method, "select_weight") else config.method
+    return dataclasses.replace(config, method=_fix(method), quality_learner=_fix(config.quality_learner))
+
+
 def fixed_tuning(config: RouterConfig, hyper: RouterHyper | None, info: RouterInfo) -> tuple[RouterConfig, RouterHyper]:
     """The configuration and hyper-parameters that refit with a fit's tuning held fixed.
 
@@ -185,10 +192,9 @@ def fixed_tuning(config: RouterConfig, hyper: RouterHyper | None, info: RouterIn
     eigendecomposition.
     """
     hyper = default_hyper(config) if hyper is None else hyper
-    method = config.method.method if hasattr(config.method, "select_weight") else config.method
-    fixed = dataclasses.replace(config, method=_fix(method), quality_learner=_fix(config.quality_learner))
+    fixed = fixed_config(config)
     cate_hyper = hyper.cate
-    if method.estimates_bias:
+    if fixed.method.estimates_bias:
         cate_hyper = cate_hyper._replace(outcome=info.cate.outcome_hyper, effect=info.cate.effect_hyper)
     return fixed, hyper._replace(preference_weight=info.preference_weight, cate=cate_hyper, quality=info.quality_hyper)
 
