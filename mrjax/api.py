@@ -4,6 +4,7 @@ Integer seeds are accepted here only; everything below takes explicit keys.
 """
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from typing import Sequence
@@ -169,6 +170,7 @@ class MetaRouter:
         self.fit_ = self.info_ = self.data_ = self.feature_names_in_ = self.n_features_in_ = None
         self._replicates = None  # ((n_replicates, bootstrap, seed, retune), ReplicateFits): the kept bootstrap
         self._sizes, self._all_gold = None, False  # (gold, preference) rows of a loaded router; all-gold labels used
+        self.metadata_ = None
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's arguments (scikit-learn's protocol)."""
@@ -526,12 +528,13 @@ class MetaRouter:
                                         sum(int(v) for v in getattr(info.cate, "nonfinite", {}).values()))
         return pd.DataFrame({"value": pd.Series(rows, dtype=object)})
 
-    def save(self, path: str, keep_data: bool = False, overwrite: bool = False) -> None:
+    def save(self, path: str, keep_data: bool = False, overwrite: bool = False, metadata: dict | None = None) -> None:
         """Save the fitted router to the folder ``path``: ``manifest.json`` and ``arrays.npz`` (no pickle).
 
         ``keep_data=True`` also stores the training data (``data.npz``), which interval methods refit
         on; without it a loaded router predicts, routes and calibrates but has no intervals. The
         folder is written whole or not at all; an existing one is replaced only with ``overwrite``.
+        ``metadata``: any JSON data kept with the router (``metadata_`` after loading).
         """
         self._check_fitted()
         check_destination(path, overwrite)
@@ -551,7 +554,9 @@ class MetaRouter:
             "standardizer": {"mean": np.asarray(std.mean).tolist(), "scale": np.asarray(std.scale).tolist()},
             "summary": {k: (v if isinstance(v, (str, bool, int)) or v is None else float(v))
                         for k, v in self.summary()["value"].items()},
+            "metadata": self.metadata_ if metadata is None else metadata,
         }
+        json.dumps(manifest["metadata"])  # JSON data only: fails here, before anything is written
         with results_folder(path) as tmp:
             _persist.write(tmp, manifest, arrays, data)
 
@@ -587,6 +592,7 @@ class MetaRouter:
         router.n_features_in_ = d
         router._sizes = (int(rows["gold"]), int(rows["preference"]))
         router._all_gold = bool(manifest.get("all_gold_label"))
+        router.metadata_ = manifest.get("metadata")
         return router
 
 

@@ -64,8 +64,17 @@ def test_summaries_match_numpy_aggregation():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ref = np.nanmean(gain_runs, axis=0) / 10.0
+    reached = np.isfinite(gain_runs).sum(0)
+    np.testing.assert_array_equal(s.n_runs, reached)
+    assert ((reached > 0) & (reached < R / 2)).any()  # the tail the report leaves out exists here
+    ref = np.where(reached >= R / 2, ref, np.nan)  # reported where at least half the runs reach the usage
     np.testing.assert_allclose(s.curve, ref, rtol=1e-6)
-    np.testing.assert_array_equal(s.n_runs, np.isfinite(gain_runs).sum(0))
+    full = summarize_gain(eff, rnd, orc, normalize=10.0, min_runs=1 / R)  # every usage some run reaches
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_allclose(full.curve, np.where(reached > 0, np.nanmean(gain_runs, 0) / 10.0, np.nan), rtol=1e-6)
+    with pytest.raises(ValueError, match="min_runs must be a share"):
+        summarize_gain(eff, rnd, orc, min_runs=0.0)
     for m in range(2):
         ok = np.isfinite(s.curve[m])
         i = np.nanargmax(s.curve[m])
@@ -77,11 +86,11 @@ def test_summaries_match_numpy_aggregation():
     with warnings.catch_warnings():  # grid points where every run's curve has stopped: all-NaN columns
         warnings.simplefilter("ignore", RuntimeWarning)
         ref_o = (np.nanmean(eff, 0) - np.nanmean(rnd, 0)[None]) / (orc.mean() - np.nanmean(rnd, 0))[None]
-    np.testing.assert_allclose(so.curve, ref_o, rtol=1e-6)
+    np.testing.assert_allclose(so.curve, np.where(reached >= R / 2, ref_o, np.nan), rtol=1e-6)
     sm = summarize_gain(eff, rnd, orc, aggregate="median", normalize=1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        np.testing.assert_allclose(sm.curve, np.nanmedian(gain_runs, axis=0))
+        np.testing.assert_allclose(sm.curve, np.where(reached >= R / 2, np.nanmedian(gain_runs, axis=0), np.nan))
     with pytest.raises(ValueError, match="aggregate must be"):
         summarize_gain(eff, rnd, orc, aggregate="mode")
     with pytest.raises(ValueError, match="normalize must be a positive constant"):

@@ -89,7 +89,11 @@ def test_cli_study_end_to_end(tmp_path, capsys):
     (out / "stale.txt").write_text("from before")
     assert main(["study", "--config", str(cfg), "--out", str(out), "--quiet"]) == 2
     assert main(["study", "--config", str(cfg), "--out", str(out), "--quiet", "--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["curves.csv", "efficiency_gain.png", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["curves.csv", "efficiency_gain.pdf", "efficiency_gain.png",
+                                                     "efficiency_gain.svg", "results.json"]
+    assert (out / "efficiency_gain.pdf").read_bytes()[:5] == b"%PDF-"
+    assert b"<svg" in (out / "efficiency_gain.svg").read_bytes()[:1000]
+    assert report["commit"] is None or len(report["commit"]) == 40
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 

@@ -7,7 +7,8 @@ from mrjax.router._fit import (
 )
 from mrjax.router._meta import Meta
 from mrjax.router._metrics import (
-    USAGE_GRID, GainSummary, RunCurves, efficiency_curve, random_curve, routing_area, run_curves, summarize_gain,
+    CPT_LEVELS, FULL_GRID, USAGE_GRID, GainSummary, RoutingEvaluation, RunCurves, efficiency_curve, evaluate_routing,
+    random_curve, routing_area, run_curves, summarize_gain,
 )
 from mrjax.router._presets import BASELINES, PRESETS, preset
 from mrjax.router._protocol import RouterHyper, RouterMethod, Targets
@@ -18,7 +19,7 @@ from mrjax.router._tradeoff import (
 )
 
 __all__ = [
-    "AllGolden", "BASELINES", "Breakpoints", "CV_CRITERIA", "CV_GRID", "Calibration", "CrossValidatedWeight",
+    "AllGolden", "BASELINES", "CPT_LEVELS", "FULL_GRID", "RoutingEvaluation", "evaluate_routing", "Breakpoints", "CV_CRITERIA", "CV_GRID", "Calibration", "CrossValidatedWeight",
     "GainSummary", "Golden", "Meta", "MeanShift", "PRESETS", "Pooled", "Preference", "RouterConfig", "RouterFit",
     "RouterHyper", "RouterInfo", "RouterMethod", "RunCurves", "Targets", "TradeoffCurve", "USAGE_GRID", "breakpoints",
     "calibrate_budget", "calibrate_share", "default_hyper", "efficiency_curve", "fit_router", "fixed_tuning",

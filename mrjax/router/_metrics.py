@@ -86,7 +86,8 @@ class GainSummary(NamedTuple):
     ----------
     curve : (M, G) aggregated (mean or median) efficiency gain, normalised.
     lower, upper : (M, G) 2.5% and 97.5% quantiles over runs (the 95% band).
-    n_runs : (M, G) runs whose curve reaches each usage.
+    n_runs : (M, G) runs whose curve reaches each usage (the curve is NaN where fewer than
+        ``min_runs`` of them do).
     peak : (M,) largest aggregated gain; peak_usage : (M,) usage where it occurs.
     area : (M,) trapezoid area under the aggregated curve over its defined range (NaN where the
         curve is defined nowhere).
@@ -108,6 +109,7 @@ def summarize_gain(
     grid: np.ndarray = USAGE_GRID,
     aggregate: str = "mean",
     normalize: str | float = 1.0,
+    min_runs: float = 0.5,
 ) -> GainSummary:
     """Aggregate per-run curves into efficiency-gain summaries (host-side NumPy).
 
@@ -117,6 +119,9 @@ def summarize_gain(
     aggregate : ``"mean"`` or ``"median"`` over runs.
     normalize : a constant to divide by, or ``"oracle"`` for
         ``(method − random) / (oracle − random)`` computed on the aggregated curves.
+    min_runs : the aggregated curve (and its peak and area) is reported where at least this share of
+        the runs reach the usage, NaN beyond: past it the average is over the few runs that route
+        the most — a selected minority whose curve jumps as each run drops out.
     """
     if aggregate not in ("mean", "median"):
         raise ValueError(f"aggregate must be 'mean' or 'median', got {aggregate!r}")
@@ -140,7 +145,10 @@ def summarize_gain(
             scaled = per_run / c
         lower = np.nanquantile(scaled, 0.025, axis=0)
         upper = np.nanquantile(scaled, 0.975, axis=0)
-    curve = np.where(n_runs > 0, curve, np.nan)
+    if not 0.0 < float(min_runs) <= 1.0:
+        raise ValueError(f"min_runs must be a share in (0, 1], got {min_runs!r}")
+    reported = (n_runs > 0) & (n_runs >= min_runs * eff.shape[0])
+    curve, lower, upper = (np.where(reported, a, np.nan) for a in (curve, lower, upper))
     M = curve.shape[0]
     peak, peak_usage, area = np.full(M, np.nan), np.full(M, np.nan), np.full(M, np.nan)
     for m in range(M):
@@ -177,3 +185,55 @@ def routing_area(score: Array, gain: Array, weight: Array) -> Array:
     own = jnp.maximum(U - jnp.maximum(q, lo), 0.0)
     rand = jnp.maximum(U**2 - lo**2, 0.0) / 2
     return jnp.sum(w * g * (own - rand))
+
+
+FULL_GRID = np.round(np.arange(0, 101) / 100.0, 2)
+CPT_LEVELS = (0.5, 0.8)
+
+
+class RoutingEvaluation(NamedTuple):
+    """A router's ranking judged on labelled queries (RouteLLM's metrics and the paper's curve).
+
+    Routing the share ``u`` of queries with the largest scores to the primary recovers the gain
+    ``G(u)`` (the routed queries' weighted gold gains, linear within a query), a random router
+    ``u·G(1)`` in expectation.
+
+    Attributes
+    ----------
+    usage : (G,) the usage grid.
+    efficiency_gain : (G,) ``(G(u) − u·G(1)) / Σw``: gain per query over the random router.
+    pgr : (G,) performance gap recovered, ``G(u) / G(1)`` (NaN unless ``G(1) > 0``).
+    apgr : () its average over usage, the exact integral over ``[0, 1]``.
+    cpt : (K,) call-performance thresholds: the smallest share of primary calls whose ranking recovers
+        each level of the gap (``CPT_LEVELS``: 50%, 80%); NaN if never.
+    """
+
+    usage: Array
+    efficiency_gain: Array
+    pgr: Array
+    apgr: Array
+    cpt: Array
+
+
+def evaluate_routing(score: Array, gain: Array, weight: Array | None = None, grid: Array = FULL_GRID,
+                     levels: tuple = CPT_LEVELS) -> RoutingEvaluation:
+    """Judge the ranking by ``score (n,)`` with the queries' true gold gains ``gain (n,)`` (pure; vmap over
+    ``weight`` for a bootstrap of the queries). Ties keep the input order."""
+    weight = jnp.ones_like(gain) if weight is None else weight
+    order = jnp.argsort(-score, stable=True)
+    w = weight[order]
+    cum_w = jnp.concatenate([jnp.zeros((1,), w.dtype), jnp.cumsum(w)])
+    cum_g = jnp.concatenate([jnp.zeros((1,), w.dtype), jnp.cumsum(w * gain[order])])
+    total_w, total_g = cum_w[-1], cum_g[-1]
+    u = cum_w / total_w
+    grid = jnp.asarray(grid, gain.dtype)
+    at = jnp.interp(grid, u, cum_g)
+    ok = total_g > 0
+    safe = jnp.where(ok, total_g, 1.0)
+    pgr = jnp.where(ok, at / safe, jnp.nan)
+    area = jnp.sum(0.5 * (cum_g[1:] + cum_g[:-1]) * jnp.diff(u))
+    apgr = jnp.where(ok, area / safe, jnp.nan)
+    reached = cum_g[None, :] >= jnp.asarray(levels, gain.dtype)[:, None] * total_g
+    first = jnp.argmax(reached, axis=1)
+    cpt = jnp.where(ok & reached.any(axis=1), u[first], jnp.nan)
+    return RoutingEvaluation(grid, (at - grid * total_g) / total_w, pgr, apgr, cpt)

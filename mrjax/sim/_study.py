@@ -1,7 +1,7 @@
 """Monte-Carlo studies: split → fit every method → route → score, vmapped over runs.
 
 One compiled program evaluates a batch of runs for all methods; batches run in a
-Python loop (bounded memory, a progress line between batches, never inside traced
+Python loop (bounded memory, a progress bar advanced between batches, never inside traced
 code), and each batch's run axis is sharded over all local devices.
 """
 from __future__ import annotations
@@ -253,7 +253,7 @@ def run_study(
     config : StudyConfig
     run_fn : optional ``(key) -> (efficiency, random, oracle, rmse, nonfinite[, band])`` replacing the
         simulator run (e.g. a real-data split); must be pure and vmappable.
-    progress : print one progress line per batch to stderr.
+    progress : a progress bar (tqdm, on stderr) advanced after each batch.
     devices : devices to shard the run axis over (all local devices by default).
     """
     devices = jax.local_devices() if devices is None else list(devices)
@@ -269,17 +269,23 @@ def run_study(
     outs = []
     t0 = time.perf_counter()
     compile_s = 0.0
-    for b in range(n_batches):
-        kb = jax.device_put(keys[b * batch:(b + 1) * batch], sharding)
-        out = jax.block_until_ready(batched(kb))
-        outs.append(jax.tree_util.tree_map(np.asarray, out))
-        if b == 0:
-            compile_s = time.perf_counter() - t0
-        if progress:
-            done = min((b + 1) * batch, config.n_runs)
-            print(f"\r[mrjax] runs {done}/{config.n_runs}  {time.perf_counter() - t0:6.1f}s", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+    bar = None
+    if progress:  # tqdm comes with numpyro: a bar costs no dependency
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.n_runs, desc="mrjax: study runs", unit="run", leave=False, file=sys.stderr)
+    try:
+        for b in range(n_batches):
+            kb = jax.device_put(keys[b * batch:(b + 1) * batch], sharding)
+            out = jax.block_until_ready(batched(kb))
+            outs.append(jax.tree_util.tree_map(np.asarray, out))
+            if b == 0:
+                compile_s = time.perf_counter() - t0
+            if bar is not None:
+                bar.update(min((b + 1) * batch, config.n_runs) - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
     parts = [np.concatenate(p)[: config.n_runs] for p in zip(*outs)]
     band = parts[5] if len(parts) > 5 else None
     return StudyResult(config.method_names, USAGE_GRID, *parts[:4], time.perf_counter() - t0, compile_s, band,

@@ -1,13 +1,14 @@
-"""The command line: ``mrjax study`` runs the paper's protocol and writes results.
+"""``mrjax study``: the paper's Monte-Carlo protocol on the simulator or real data, written as results.
 
     mrjax study [--config study.toml] [--runs 200] [--n-gold 100] [--n-test 500]
                 [--n-preference 3900] [--methods meta_r,pooled,...] [--seed 0]
                 [--normalize oracle|CONST] [--aggregate mean|median] [--out results]
                 [--bootstrap B [--bootstrap-method meta_r]]
 
-Writes ``results.json`` (config, timings, per-method summaries), ``curves.csv``
-(per-run efficiency curves) and ``efficiency_gain.png`` (the paper's Figure 1(a)
-layout: efficiency gain vs primary-model usage, 95% bands over runs), and prints the
+Writes ``results.json`` (config, timings, per-method summaries, versions, commit, device),
+``curves.csv`` (per-run efficiency curves) and ``efficiency_gain.png``/``.pdf``/``.svg`` (the
+paper's Figure 1(a): efficiency gain vs primary-model usage, one panel per method with its 95%
+band over runs), and prints the
 summary table. ``--bootstrap B`` adds within-run uncertainty: every run also refits one
 method on B bootstrap replicates and reports a 95% band for its estimated efficiency
 gain; ``results.json`` gets the mean band and how often the bands covered each run's
@@ -23,7 +24,6 @@ import json
 import math
 import os
 import re
-import sys
 import tomllib
 import warnings
 
@@ -33,6 +33,8 @@ import numpy as np
 
 from mrjax._checks import choice, finite, integer
 from mrjax._output import check_destination, results_folder
+from mrjax.cli._common import Failed, UsageError, num, run_meta
+from mrjax.cli._figures import plot_study
 
 DATA_SOURCES = ("simulator", "routellm-mmlu", "routellm-gsm8k")
 STANDARDIZE = {"features": True, "common": "common", "none": False}
@@ -40,14 +42,6 @@ STUDY_RENAMES = {"n_runs": "runs"}  # StudyConfig field → setting name (flag -
 STUDY_SPECIAL = {"methods", "simulation", "standardize"}  # fields with their own handling below
 JUDGE = {"judge_strength": "judge_strength", "subject_sd": "subject_sd", "length_coef": "length_coef",
          "judge_seed": "seed"}  # setting → load_routellm argument
-
-
-class UsageError(Exception):
-    """A mistake in the command line or its settings: one line, exit status 2, nothing written."""
-
-
-class StudyFailed(Exception):
-    """The study ran but produced results that cannot be reported: one line, exit status 1, nothing written."""
 
 
 class Option(NamedTuple):
@@ -124,16 +118,8 @@ def study_options() -> list[Option]:
     return opts
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with the command's promise: a usage mistake is one line on stderr and exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"mrjax: error: {message} (see {self.prog} --help)\n")
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="mrjax", description="Meta-Router studies in JAX")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def add_parser(sub) -> None:
+    """The ``study`` subcommand and its options."""
     s = sub.add_parser("study", help="run the paper's Monte-Carlo protocol on the paper-like simulator or real data",
                        description="Run the paper's Monte-Carlo protocol. Every option can also be given in a TOML "
                                    "file (--config, keys as the option names with underscores, optionally under "
@@ -149,8 +135,8 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument(flag, dest=o.name, type=o.kind, default=None,
                            help=f"{o.help} (default {o.default})" if o.default not in (None, "") else o.help)
     s.add_argument("--overwrite", action="store_true", help="replace an existing results folder (kept otherwise)")
-    s.add_argument("--quiet", action="store_true", help="no progress line")
-    return p
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(run=study)
 
 
 def _typed(o: Option, value):
@@ -248,31 +234,6 @@ def study_config(settings: dict):
         raise UsageError(str(err)) from None
 
 
-def _plot(path, summary, methods, grid, normalize, band=None):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 6))
-    for m, name in enumerate(methods):
-        line, = ax.plot(grid, summary.curve[m], lw=2.5, label=name)
-        ax.fill_between(grid, summary.lower[m], summary.upper[m], color=line.get_color(), alpha=0.12)
-    if band is not None:
-        name, lower, upper = band
-        ax.plot(grid, lower, color="k", lw=1.2, ls=":", label=f"{name}: mean within-run 95% band")
-        ax.plot(grid, upper, color="k", lw=1.2, ls=":")
-    ax.axhline(0.0, color="k", lw=1, ls="--", label="random")
-    ax.set_xlabel("primary-model usage ratio")
-    ax.set_ylabel("efficiency gain" + (" (oracle-normalised)" if normalize == "oracle" else f" (÷ {normalize})"))
-    ax.set_title("Efficiency gain vs usage (mean over runs, 95% bands)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def study(args) -> int:
     settings = _settings(args)
     try:
@@ -310,25 +271,24 @@ def study(args) -> int:
     bad = [(name, int((result.nonfinite[:, m] > 0).sum())) for m, name in enumerate(result.methods)]
     bad = [(name, k) for name, k in bad if k]
     if bad:
-        raise StudyFailed("non-finite ψ̂ in " + ", ".join(f"{name} ({k} of {len(result.rmse)} runs)" for name, k in bad)
+        raise Failed("non-finite ψ̂ in " + ", ".join(f"{name} ({k} of {len(result.rmse)} runs)" for name, k in bad)
                           + "; nothing was written. Check the data (NaN features or labels) and the settings")
     out = settings["out"]
     with results_folder(out) as tmp:
         methods = list(result.methods)
         report = {
             "config": {**{k: v for k, v in settings.items() if k != "out"}, "methods": methods},
-            "device": str(jax.devices()[0]), "n_devices": jax.local_device_count(),
-            "versions": {"mrjax": _version(), "jax": jax.__version__, "python": sys.version.split()[0]},
+            **run_meta(),
             "seconds": result.seconds, "compile_seconds": result.compile_seconds,
             "usage_grid": result.grid.tolist(),
             "methods": {
                 name: {
-                    "peak_gain": _num(summary.peak[m]), "usage_at_peak": _num(summary.peak_usage[m]),
-                    "area": _num(summary.area[m]), "psi_rmse_mean": _num(result.rmse[:, m].mean()),
-                    "psi_rmse_se": _num(result.rmse[:, m].std(ddof=1) / np.sqrt(len(result.rmse)) if len(result.rmse) > 1 else float("nan")),
-                    "curve": [_num(v) for v in summary.curve[m]],
-                    "band_lower": [_num(v) for v in summary.lower[m]],
-                    "band_upper": [_num(v) for v in summary.upper[m]],
+                    "peak_gain": num(summary.peak[m]), "usage_at_peak": num(summary.peak_usage[m]),
+                    "area": num(summary.area[m]), "psi_rmse_mean": num(result.rmse[:, m].mean()),
+                    "psi_rmse_se": num(result.rmse[:, m].std(ddof=1) / np.sqrt(len(result.rmse)) if len(result.rmse) > 1 else float("nan")),
+                    "curve": [num(v) for v in summary.curve[m]],
+                    "band_lower": [num(v) for v in summary.lower[m]],
+                    "band_upper": [num(v) for v in summary.upper[m]],
                 }
                 for m, name in enumerate(methods)
             },
@@ -339,7 +299,8 @@ def study(args) -> int:
         with open(os.path.join(tmp, "results.json"), "w") as f:
             json.dump(report, f, indent=2)
         _write_curves(os.path.join(tmp, "curves.csv"), result)
-        _plot(os.path.join(tmp, "efficiency_gain.png"), summary, methods, result.grid, settings["normalize"], band)
+        plot_study(os.path.join(tmp, "efficiency_gain"), summary, methods, result.grid, settings["normalize"],
+                   len(result.rmse), band)
     print(f"{result.seconds:.1f}s for {config.n_runs} runs x {len(methods)} methods "
           f"({result.compile_seconds:.1f}s first batch incl. compile) on {report['device']}")
     print(f"{'method':<12} {'peak':>7} {'usage':>6} {'area':>7} {'psi RMSE':>9}")
@@ -349,7 +310,7 @@ def study(args) -> int:
         b = report["bootstrap"]
         print(f"within-run {config.bootstrap_level:.0%} bands ({config.bootstrap} replicates of {config.bootstrap_method}): "
               f"covered the run's true gain at {b['coverage_mean']:.3f} of (run, usage) points")
-    print(f"wrote {out}/results.json, curves.csv, efficiency_gain.png")
+    print(f"wrote {out}/results.json, curves.csv, efficiency_gain.png (.pdf, .svg)")
     return 0
 
 
@@ -368,24 +329,13 @@ def _band_report(result, config, settings):
         cover = np.nanmean(covered, 0)
     report = {
         "method": config.bootstrap_method, "replicates": config.bootstrap, "level": config.bootstrap_level,
-        "mean_band_lower": [_num(v) for v in mean_lo], "mean_band_upper": [_num(v) for v in mean_hi],
-        "coverage_by_usage": [_num(v) for v in cover], "coverage_mean": _num(np.nanmean(covered)),
+        "mean_band_lower": [num(v) for v in mean_lo], "mean_band_upper": [num(v) for v in mean_hi],
+        "coverage_by_usage": [num(v) for v in cover], "coverage_mean": num(np.nanmean(covered)),
         "note": "band: percentile interval of the run's bootstrap draws of its estimated efficiency gain "
                 "(ranking fixed by the point fit, expected random router); coverage: share of runs whose "
                 "true gain of that ranking lies inside",
     }
     return report, (config.bootstrap_method, mean_lo, mean_hi)
-
-
-def _version() -> str:
-    from mrjax import __version__
-
-    return __version__
-
-
-def _num(x):
-    x = float(x)
-    return x if np.isfinite(x) else None
 
 
 def _write_curves(path, result):
@@ -401,21 +351,3 @@ def _write_curves(path, result):
     })
     frame["efficiency_gain"] = frame.total_efficiency - frame.random_efficiency
     frame.to_csv(path, index=False)
-
-
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.command == "study":
-            return study(args)
-    except UsageError as err:
-        print(f"mrjax: error: {err}", file=sys.stderr)
-        return 2
-    except StudyFailed as err:
-        print(f"mrjax: error: {err}", file=sys.stderr)
-        return 1
-    return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

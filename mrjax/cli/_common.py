@@ -1,0 +1,50 @@
+"""What every subcommand shares: its error types, the argument parser's promise, and run metadata."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+
+class UsageError(Exception):
+    """A mistake in the command line, its settings or its input files: one line, exit status 2, nothing written."""
+
+
+class Failed(Exception):
+    """The command ran but its results cannot be reported: one line, exit status 1, nothing written."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the command's promise: a usage mistake is one line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"mrjax: error: {message} (see {self.prog} --help)\n")
+
+
+def num(x):
+    """A float for JSON (None for NaN or infinite)."""
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def run_meta() -> dict:
+    """Versions, commit (when run from a checkout), device and command line: recorded in every results file."""
+    import jax
+
+    from mrjax import __version__
+
+    commit = None
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if os.path.isdir(os.path.join(root, ".git")):
+        try:
+            commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                    timeout=10).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            commit = None
+    return {"versions": {"mrjax": __version__, "jax": jax.__version__, "numpy": np.__version__,
+                         "python": sys.version.split()[0]},
+            "commit": commit, "device": str(jax.devices()[0]), "n_devices": jax.local_device_count(),
+            "argv": sys.argv[1:]}

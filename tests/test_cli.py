@@ -1,0 +1,132 @@
+"""``mrjax fit / route / evaluate`` on temporary tables: a round trip whose outputs parse and agree with the
+Python API, and usage mistakes that exit 2 with one line and write nothing."""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mrjax import MetaRouter
+from mrjax.cli import main
+from mrjax.data._tables import read_table
+
+
+def _tables(folder, n=600, m=300, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    gold = np.zeros(n, bool)
+    gold[: n // 4] = True
+    psi = X[:, 0] - 0.5 * X[:, 1]
+    label = np.where(gold, psi, 0.7 * psi + 0.3) + 0.2 * rng.normal(size=n)
+    train = pd.DataFrame(X, columns=[f"pc_{i}" for i in range(d)])
+    train["score"], train["source"] = label, np.where(gold, "expert", "judge")
+    Xq = rng.normal(size=(m, d))
+    queries = pd.DataFrame(Xq, columns=[f"pc_{i}" for i in range(d)])
+    queries.insert(0, "id", [f"q{i}" for i in range(m)])
+    queries["gain"] = Xq[:, 0] - 0.5 * Xq[:, 1] + 0.2 * rng.normal(size=m) + 0.5  # the primary better on average
+    paths = {"train": str(folder / "train.csv"), "queries": str(folder / "queries.jsonl")}
+    train.to_csv(paths["train"], index=False)
+    queries.to_json(paths["queries"], orient="records", lines=True)
+    return paths, train, queries
+
+
+FIT = ["--feature-prefix", "pc_", "--label", "score", "--gold-value", "expert", "--preference-value", "judge",
+       "--learner", "ridge", "--quiet"]
+
+
+def test_fit_route_evaluate_round_trip(tmp_path, capsys):
+    paths, train, queries = _tables(tmp_path)
+    router_dir = str(tmp_path / "router")
+    assert main(["fit", paths["train"], "-o", router_dir, *FIT]) == 0
+    router = MetaRouter.load(router_dir)
+    assert router.feature_names_in_ == [f"pc_{i}" for i in range(4)]
+    assert router.summary().loc["gold rows", "value"] == 150
+
+    out = str(tmp_path / "routed.csv")
+    assert main(["route", router_dir, paths["queries"], "-o", out, "--id-column", "id", "--target-share", "0.3",
+                 "--quiet"]) == 0
+    routed = read_table(out)
+    assert list(routed.columns) == ["id", "quality_gain", "to_primary"]
+    assert routed["id"].tolist() == queries["id"].tolist()
+    # The same numbers as the Python API on the same rows (CSV keeps float32 values exactly enough to compare).
+    psi = np.asarray(router.quality_gain(queries[router.feature_names_in_]))
+    np.testing.assert_allclose(routed["quality_gain"].to_numpy(), psi, rtol=1e-6)
+    assert abs(routed["to_primary"].mean() - 0.3) <= 1 / len(queries)  # calibrated within one query
+
+    parquet = str(tmp_path / "routed.parquet")
+    assert main(["route", router_dir, paths["queries"], "-o", parquet, "--cost-weight", "0.1", "--quiet"]) == 0
+    assert np.array_equal(read_table(parquet)["to_primary"].to_numpy(), psi > 0.1)
+
+    ev = str(tmp_path / "eval")
+    assert main(["evaluate", router_dir, paths["queries"], "-o", ev, "--gain-column", "gain", "--replicates", "50",
+                 "--quiet"]) == 0
+    assert sorted(os.listdir(ev)) == ["curve.csv", "efficiency_gain.pdf", "efficiency_gain.png", "efficiency_gain.svg",
+                                      "evaluation.json"]
+    report = json.load(open(os.path.join(ev, "evaluation.json")))
+    apgr = report["metrics"]["apgr"]
+    assert apgr["lower"] <= apgr["estimate"] <= apgr["upper"]
+    gain = queries["gain"].to_numpy()
+    assert report["resamples_undefined"] == 0 and gain.mean() > 4 * gain.std() / np.sqrt(len(gain))
+    assert report["versions"]["mrjax"] and report["device"] and report["config"]["replicates"] == 50
+    curve = pd.read_csv(os.path.join(ev, "curve.csv"))
+    assert len(curve) == 101 and curve["efficiency_gain"].iloc[[0, -1]].abs().max() < 1e-6  # 0 at usage 0 and 1
+    capsys.readouterr()
+
+
+def _fails(argv, capsys, *needles):
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse's own mistakes
+        status = exc.code
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_usage_mistakes_exit_2_with_one_line_and_write_nothing(tmp_path, capsys):
+    paths, train, _ = _tables(tmp_path)
+    out = str(tmp_path / "router")
+    _fails(["fit", paths["train"], "-o", out, *FIT[:2], "--label", "nope"], capsys, "'nope'", "not in the table")
+    bad = train.copy()
+    bad.loc[3, "source"] = "judge "  # a stray value
+    bad_path = str(tmp_path / "bad.csv")
+    bad.to_csv(bad_path, index=False)
+    _fails(["fit", bad_path, "-o", out, *FIT], capsys, "'source'", "'judge '")
+    _fails(["fit", str(tmp_path / "missing.csv"), "-o", out, *FIT], capsys, "no such file")
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not a parquet file")
+    _fails(["fit", str(garbage), "-o", out, *FIT], capsys, "garbage.parquet", "cannot read it as PARQUET")
+    _fails(["fit", paths["train"], "-o", out, "--label", "score"], capsys, "name the features")
+    _fails(["fit", paths["train"], "-o", out, *FIT[2:], "--features", "pc_0,zz"], capsys, "'zz'")
+    _fails(["fit", paths["train"], "-o", out, *FIT, "--features", "pc_0"], capsys, "not allowed with")
+    assert not os.path.exists(out)
+
+    assert main(["fit", paths["train"], "-o", out, *FIT]) == 0
+    manifest_path = os.path.join(out, "manifest.json")
+    manifest = json.load(open(manifest_path))
+    routed = str(tmp_path / "routed.csv")
+    _fails(["route", out, paths["queries"], "-o", routed, "--interval", "0.9"], capsys, "keep_data=True")
+    _fails(["route", out, paths["train"], "-o", str(tmp_path / "x.xlsx")], capsys, "unknown table format")
+    queries = read_table(paths["queries"]).drop(columns="pc_2")
+    qpath = str(tmp_path / "q.csv")
+    queries.to_csv(qpath, index=False)
+    _fails(["route", out, qpath, "-o", routed], capsys, "['pc_2']", "missing")
+    _fails(["evaluate", out, paths["queries"], "-o", str(tmp_path / "ev")], capsys, "--gain-column")
+    json.dump({**manifest, "format_version": 99}, open(manifest_path, "w"))
+    _fails(["route", out, paths["queries"], "-o", routed], capsys, "format 99", "upgrade mrjax")
+    assert not os.path.exists(routed) and not os.path.exists(tmp_path / "ev")
+    _fails(["study", "--data-dir", str(tmp_path)], capsys, "--data-dir", "only for real data")
+
+
+def test_figure_names_are_as_people_write_them():
+    from mrjax.cli._figures import display_name
+    from mrjax.router import PRESETS
+
+    assert display_name("meta_dr_cv") == "Meta-Router (DR), λ by CV"
+    assert display_name("golden_cv_routing") == "Gold only, λ by CV on routing"
+    names = {display_name(n) for n in PRESETS}
+    assert len(names) == len(PRESETS) and not any("_" in n for n in names)  # every preset named, none left as code
