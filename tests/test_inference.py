@@ -171,26 +171,28 @@ def test_fixed_tuning_reproduces_the_fit_and_holds_tuning_in_the_bootstrap():
                      method=CrossValidatedWeight(Meta(XLearner(outcome=rff, effect=rff)), grid=(0.0, 1.0), folds=3)),
     ]
     key = jax.random.key(7)
+    fit_jit = jax.jit(fit_router, static_argnames=("config",))  # eager dispatch of every small op is slow
+    boot_jit = jax.jit(bootstrap_predict, static_argnames=("config", "target", "chunk", "retune"))
     W = bootstrap_weights(jax.random.key(8), sim.data.is_gold, 3).at[0].set(1.0)
     for config in configs:
-        fit, info = fit_router(key, sim.data, config)
+        fit, info = fit_jit(key, sim.data, config)
         fixed, hyper = fixed_tuning(config, None, info)
         learners = (fixed.quality_learner, fixed.method.cate.outcome, fixed.method.cate.effect)
         assert all(l.penalty_grid is None for l in learners) and isinstance(fixed.method, Meta)
         assert float(hyper.preference_weight) == float(info.preference_weight)
-        refit, _ = fit_router(key, sim.data, fixed, hyper)
+        refit, _ = fit_jit(key, sim.data, fixed, hyper)
         point = predict_quality(config, fit, sim.test_features)
         np.testing.assert_allclose(predict_quality(fixed, refit, sim.test_features), point, rtol=1e-4, atol=1e-4)
-        held = bootstrap_predict(key, sim.data, sim.test_features, W, config, retune=False, chunk=3)
+        held = boot_jit(key, sim.data, sim.test_features, W, config, retune=False, chunk=3)
         np.testing.assert_allclose(held[0], point, rtol=1e-4, atol=1e-4)
         # The bootstrap standardises once with the point fit's moments; do the same here.
         std = fit_standardizer(sim.data.features, sim.data.weight)
         data = sim.data._replace(features=standardize(std, sim.data.features))
         fixed_s = dataclasses.replace(fixed, standardize=False)
         for b in (1, 2):
-            f_b, _ = fit_router(key, data._replace(weight=W[b]), fixed_s, hyper)
+            f_b, _ = fit_jit(key, data._replace(weight=W[b]), fixed_s, hyper)
             ref = predict_quality(fixed_s, f_b, standardize(std, sim.test_features))
             # float32 solves compiled differently (batched vs single): agreement to ~1e-5 of the scale.
             np.testing.assert_allclose(held[b], ref, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(ref))))
-        retuned = bootstrap_predict(key, sim.data, sim.test_features, W, config, chunk=3)
+        retuned = boot_jit(key, sim.data, sim.test_features, W, config, chunk=3)
         assert np.abs(np.asarray(retuned[1:]) - np.asarray(held[1:])).max() > 1e-3  # replicates re-select

@@ -61,6 +61,10 @@ def test_save_load_round_trip_is_bit_identical_in_a_new_process(fitted, tmp_path
     pd.testing.assert_frame_equal(loaded.summary(), router.summary())
     with pytest.raises(RuntimeError, match="keep_data=True"):
         loaded.quality_interval(F, n_replicates=4)
+    loaded.save(str(tmp_path / "again"))  # a loaded router saves again, without data it never had
+    assert np.array_equal(np.asarray(MetaRouter.load(str(tmp_path / "again")).quality_gain(F)), expected)
+    with pytest.raises(ValueError, match="no training data"):
+        loaded.save(str(tmp_path / "with-data"), keep_data=True)
 
 
 def test_keep_data_allows_intervals_after_loading(fitted, tmp_path):

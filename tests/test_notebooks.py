@@ -1,0 +1,47 @@
+"""The notebooks are kept without outputs and run from top to bottom (nbclient, small settings)."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from conftest import SHARED_DATA
+
+NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+RUN = """
+import sys, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}}).execute()
+"""
+
+
+def test_three_notebooks_are_committed_without_outputs():
+    assert [p.name for p in NOTEBOOKS] == ["01_quickstart_routellm_mmlu.ipynb", "02_paper_figure.ipynb",
+                                           "03_uncertainty.ipynb"]
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: outputs not stripped"
+
+
+@pytest.mark.slow
+def test_notebooks_run_top_to_bottom(tmp_path):
+    """All three at once, each in its own kernel process (the machine's cores run them side by side); a failing
+    cell fails the test with its traceback."""
+    if not os.path.isdir(os.path.join(SHARED_DATA, "routellm-evals")):
+        pytest.skip(f"RouteLLM data not found under {SHARED_DATA} (set MRJAX_DATA)")
+    env = {**os.environ, "MRJAX_QUICK": "1", "MRJAX_DATA": os.path.abspath(SHARED_DATA), "MPLBACKEND": "Agg"}
+    procs = {path.name: subprocess.Popen([sys.executable, "-c", RUN, str(path), str(tmp_path)], env=env,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for path in NOTEBOOKS}
+    failed = {}
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=900)
+        if proc.returncode != 0:
+            failed[name] = err[-3000:]
+    assert not failed, "\n\n".join(f"{name}:\n{err}" for name, err in failed.items())
