@@ -166,9 +166,9 @@ def test_fixed_tuning_reproduces_the_fit_and_holds_tuning_in_the_bootstrap():
     rff = RandomFeatureRidge(n_features=48)
     configs = [
         RouterConfig(quality_learner=rff,
-                     method=Meta(DRLearner(outcome=rff, effect=RandomFeatureRidge(48, penalty="loo")))),
-        RouterConfig(quality_learner=rff,
                      method=CrossValidatedWeight(Meta(XLearner(outcome=rff, effect=rff)), grid=(0.0, 1.0), folds=3)),
+        RouterConfig(quality_learner=rff,
+                     method=Meta(DRLearner(outcome=rff, effect=RandomFeatureRidge(48, penalty="loo")))),
     ]
     key = jax.random.key(7)
     fit_jit = jax.jit(fit_router, static_argnames=("config",))  # eager dispatch of every small op is slow
@@ -183,6 +183,8 @@ def test_fixed_tuning_reproduces_the_fit_and_holds_tuning_in_the_bootstrap():
         refit, _ = fit_jit(key, sim.data, fixed, hyper)
         point = predict_quality(config, fit, sim.test_features)
         np.testing.assert_allclose(predict_quality(fixed, refit, sim.test_features), point, rtol=1e-4, atol=1e-4)
+        if hasattr(config.method, "select_weight"):
+            continue  # the bootstrap part once (DR below): each configuration compiles five programs
         held = boot_jit(key, sim.data, sim.test_features, W, config, retune=False, chunk=3)
         np.testing.assert_allclose(held[0], point, rtol=1e-4, atol=1e-4)
         # The bootstrap standardises once with the point fit's moments; do the same here.
