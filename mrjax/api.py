@@ -23,7 +23,8 @@ from mrjax.inference._bootstrap import (
     ReplicateFits, WEIGHT_KINDS, bootstrap_fits, bootstrap_weights, interval, replicate_predict,
 )
 from mrjax.inference._value import policy_value_draws
-from mrjax.learners._base import Learner, structure
+from mrjax._hyper import structure
+from mrjax.learners._base import Learner
 from mrjax.learners._linear import Logistic, RandomFeatureRidge
 from mrjax.router._cv import CrossValidatedWeight
 from mrjax.router._fit import RouterConfig, fit_router, predict_quality, predict_router_bias

@@ -3,7 +3,7 @@ sim → _output/_persist → api → cli."""
 import ast
 import pathlib
 
-LAYERS = ["_typing", "_checks", "data", "learners", "nuisance", "cate", "router", "inference", "bayes", "sim", "_output", "_persist", "api", "cli", "__main__"]
+LAYERS = ["_typing", "_checks", "_hyper", "data", "learners", "nuisance", "cate", "router", "inference", "bayes", "sim", "_output", "_persist", "api", "cli", "__main__"]
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "mrjax"
 
 

@@ -2,7 +2,8 @@
 
 - ``mrjax study``: the paper's Monte-Carlo protocol on the simulator or RouteLLM's real data;
 - ``mrjax fit``, ``mrjax route``, ``mrjax evaluate``: a user's table → a saved router → decisions and
-  an evaluation.
+  an evaluation;
+- ``mrjax sweep``: a grid of studies, resumable, with tidy results.
 
 Mistakes (a flag, a setting, a column, a file) are one line on stderr and exit status 2; results that
 cannot be reported, exit status 1. Either way nothing is written.
@@ -11,11 +12,11 @@ from __future__ import annotations
 
 import sys
 
-from mrjax.cli import _router, _study
+from mrjax.cli import _router, _study, _sweep
 from mrjax.cli._common import Failed, Parser, UsageError
 from mrjax.cli._study import _settings, study_config, study_options  # noqa: F401  (used by tests and docs)
 
-__all__ = ["main", "study_options", "study_config"]
+__all__ = ["main", "study_options", "study_config", "_settings"]
 
 
 def _parser() -> Parser:
@@ -24,6 +25,7 @@ def _parser() -> Parser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     _study.add_parser(sub)
     _router.add_parsers(sub)
+    _sweep.add_parser(sub)
     return p
 
 

@@ -120,3 +120,33 @@ def plot_evaluation(stem: str, evaluation, lower, upper, title: str) -> None:
     fig.suptitle(title, fontsize=10)
     _save(fig, stem)
     plt.close(fig)
+
+
+def plot_sweep(stem: str, frame, axis: str) -> None:
+    """A sweep's per-run area of each method against one swept axis: the mean over runs (and over the other
+    axes' cells) with ±1.96 standard errors."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    values = list(dict.fromkeys(frame[axis].tolist()))
+    numeric = all(isinstance(v, (int, float, np.integer, np.floating)) for v in values)
+    xs = sorted(values) if numeric else values
+    positions = xs if numeric else list(range(len(xs)))
+    for method, g in frame.groupby("method", sort=False):
+        mean, se = [], []
+        for v in xs:
+            a = g.loc[g[axis] == v, "area"].to_numpy(np.float64)
+            a = a[np.isfinite(a)]
+            mean.append(a.mean() if len(a) else np.nan)
+            se.append(a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else np.nan)
+        mean, se = np.asarray(mean), np.asarray(se)
+        line, = ax.plot(positions, mean, marker="o", label=display_name(str(method)))
+        ax.fill_between(positions, mean - 1.96 * se, mean + 1.96 * se, color=line.get_color(), alpha=0.15, lw=0)
+    if not numeric:
+        ax.set_xticks(positions, [str(v) for v in xs])
+    ax.set_xlabel(axis.replace("_", " "))
+    ax.set_ylabel("area under the efficiency-gain curve (per run)")
+    ax.set_title(f"Sweep over {axis.replace('_', ' ')} (mean over runs and other axes, 95% bands)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, stem)
+    plt.close(fig)

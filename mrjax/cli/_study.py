@@ -187,6 +187,15 @@ def _settings(args) -> dict:
         value = getattr(args, name, None)
         if value is not None:
             given[name] = value
+    return resolve(given)
+
+
+def resolve(given: dict) -> dict:
+    """Every setting: the defaults updated with ``given`` (typed and checked; a mistake is a UsageError)."""
+    options = {o.name: o for o in study_options()}
+    unknown = sorted(set(given) - set(options))
+    if unknown:
+        raise UsageError(f"unknown settings {unknown}; allowed: {sorted(options)}")
     given = {k: _typed(options[k], v) for k, v in given.items()}
     settings = {name: o.default for name, o in options.items()}
     settings.update({k: v for k, v in given.items() if v is not None})
@@ -234,38 +243,43 @@ def study_config(settings: dict):
         raise UsageError(str(err)) from None
 
 
+def execute(settings: dict, progress: bool = True):
+    """Run the study the settings describe: ``(StudyConfig, StudyResult)``. Real-data settings load the pool
+    (its arrays are program arguments: another judge reuses the compiled program); ``settings["n_preference"]``
+    is set to the rest of the pool."""
+    import jax
+    import jax.numpy as jnp
+
+    from mrjax.sim._study import run_study
+
+    config = study_config(settings)
+    pool = None
+    if settings["data"] != "simulator":
+        from mrjax.data._routellm import load_routellm
+
+        try:
+            loaded = load_routellm(settings["data_dir"], settings["data"].split("-", 1)[1],
+                                   **{arg: settings[name] for name, arg in JUDGE.items()})
+        except (OSError, ValueError) as err:
+            raise UsageError(str(err)) from None
+        n_pool = loaded.embedding.shape[0]
+        if config.n_test + config.n_gold >= n_pool:
+            raise UsageError(f"n_test + n_gold = {config.n_test + config.n_gold} leaves no preference rows in {n_pool} queries")
+        config = dataclasses.replace(config, n_preference=n_pool - config.n_test - config.n_gold)
+        settings["n_preference"] = config.n_preference
+        pool = tuple(jnp.asarray(a) for a in (loaded.embedding, loaded.gold_gain, loaded.preference_label))
+    return config, run_study(jax.random.key(int(settings["seed"])), config, pool=pool, progress=progress)
+
+
 def study(args) -> int:
     settings = _settings(args)
     try:
         check_destination(settings["out"], args.overwrite)  # before any work: never discovered after the study
     except ValueError as err:
         raise UsageError(str(err)) from None
-    import jax
-
     from mrjax.router._metrics import summarize_gain
-    from mrjax.sim._study import run_study
 
-    config = study_config(settings)
-    run_fn = None
-    if settings["data"] != "simulator":
-        import jax.numpy as jnp
-
-        from mrjax.data._routellm import load_routellm
-        from mrjax.sim._study import pool_run
-
-        try:
-            pool = load_routellm(settings["data_dir"], settings["data"].split("-", 1)[1],
-                                 **{arg: settings[name] for name, arg in JUDGE.items()})
-        except (OSError, ValueError) as err:
-            raise UsageError(str(err)) from None
-        n_pool = pool.embedding.shape[0]
-        if config.n_test + config.n_gold >= n_pool:
-            raise UsageError(f"n_test + n_gold = {config.n_test + config.n_gold} leaves no preference rows in {n_pool} queries")
-        config = dataclasses.replace(config, n_preference=n_pool - config.n_test - config.n_gold)
-        settings["n_preference"] = config.n_preference
-        E, GL, PL = (jnp.asarray(a) for a in (pool.embedding, pool.gold_gain, pool.preference_label))
-        run_fn = lambda k: pool_run(k, E, GL, PL, config)  # noqa: E731
-    result = run_study(jax.random.key(int(settings["seed"])), config, run_fn=run_fn, progress=not args.quiet)
+    config, result = execute(settings, progress=not args.quiet)
     summary = summarize_gain(result.efficiency, result.random, result.oracle,
                              aggregate=settings["aggregate"], normalize=settings["normalize"])
     bad = [(name, int((result.nonfinite[:, m] > 0).sum())) for m, name in enumerate(result.methods)]

@@ -18,13 +18,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from mrjax._hyper import hyper_field
 from mrjax._typing import Array, PRNGKey
 from mrjax.data._dataset import Dataset
 
 
 @dataclasses.dataclass(frozen=True)
 class SimulationConfig:
-    """Static description of a simulated design.
+    """Description of a simulated design: shapes and switches static, numbers sweepable.
 
     Attributes
     ----------
@@ -35,19 +36,25 @@ class SimulationConfig:
     gold_noise, preference_noise : noise standard deviations of r and y.
     preference_scale : preference labels are ``preference_scale * (η + noise)``.
     overlap : 0 for gold rows drawn at random; otherwise the slope of the
-        propensity's logit in ``x_0``.
+        propensity's logit in ``x_0`` (static: 0 is a different design, not a value).
     heteroscedastic : noise scale ``σ (0.5 + |x_2|)`` and Student-t(3) noise.
     """
 
     n_features: int = 50
-    correlation: float = 0.5
-    bias_strength: float = 1.0
-    bias_offset: float = 0.2
-    gold_noise: float = 0.5
-    preference_noise: float = 0.5
-    preference_scale: float = 1.0
+    correlation: float = hyper_field(0.5)
+    bias_strength: float = hyper_field(1.0)
+    bias_offset: float = hyper_field(0.2)
+    gold_noise: float = hyper_field(0.5)
+    preference_noise: float = hyper_field(0.5)
+    preference_scale: float = hyper_field(1.0)
     overlap: float = 0.0
     heteroscedastic: bool = False
+
+    def numbers(self) -> dict:
+        """The design's sweepable numbers as float32 arrays (``learners.structure`` leaves them out of
+        the static key, so a study compiled for one value runs any other)."""
+        return {f.name: jnp.asarray(getattr(self, f.name), jnp.float32) for f in dataclasses.fields(self)
+                if f.metadata.get("hyper")}
 
 
 class Truth(NamedTuple):

@@ -22,10 +22,10 @@ def table_format(path: str) -> str:
 
 
 def _parquet_engine(path: str) -> None:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise ValueError(f"{path}: Parquet needs pyarrow (pip install pyarrow), or use CSV or JSON Lines") from None
+    import importlib.util
+
+    if importlib.util.find_spec("pyarrow") is None:
+        raise ValueError(f"{path}: Parquet needs pyarrow (pip install pyarrow), or use CSV or JSON Lines")
 
 
 def read_table(path: str):

@@ -1,5 +1,6 @@
 """Base learners with one interface (``hyper``, ``fit``, ``predict``), all taking sample weights."""
-from mrjax.learners._base import Learner, structure
+from mrjax._hyper import structure
+from mrjax.learners._base import Learner
 from mrjax.learners._features import FeatureParams, Identity, RandomFourier
 from mrjax.learners._linear import LinearParams, Logistic, RandomFeatureRidge, Ridge
 from mrjax.learners._mlp import MLP, MLPParams

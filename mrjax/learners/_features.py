@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from mrjax._typing import Array, Hyper, PRNGKey
-from mrjax.learners._base import hyper_field
+from mrjax._hyper import hyper_field
 
 
 class FeatureParams(NamedTuple):

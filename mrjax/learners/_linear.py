@@ -9,7 +9,8 @@ import jax.numpy as jnp
 
 from mrjax._typing import Array, Hyper, PRNGKey
 from mrjax.data._folds import Folds
-from mrjax.learners._base import check_xyw, hyper_field
+from mrjax._hyper import hyper_field
+from mrjax.learners._base import check_xyw
 from mrjax.learners._features import FeatureParams, Identity, RandomFourier
 
 FeatureMap = Union[Identity, RandomFourier]

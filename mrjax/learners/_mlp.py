@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import optax
 
 from mrjax._typing import Array, Hyper, PRNGKey
-from mrjax.learners._base import check_xyw, hyper_field
+from mrjax._hyper import hyper_field
+from mrjax.learners._base import check_xyw
 
 
 class _Net(nn.Module):

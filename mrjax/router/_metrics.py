@@ -165,6 +165,35 @@ def summarize_gain(
     return GainSummary(curve, lower, upper, n_runs, peak, peak_usage, area)
 
 
+def run_areas(efficiency: np.ndarray, random: np.ndarray, oracle: np.ndarray, grid: np.ndarray = USAGE_GRID,
+              normalize: str | float = "oracle") -> tuple[np.ndarray, np.ndarray]:
+    """Each run's own area and reach (host-side NumPy), for paired comparisons of methods run by run.
+
+    The run's gain curve ``efficiency − random`` (divided by ``oracle − random`` at each usage with
+    ``"oracle"``, or by a constant) is integrated by trapezoids over the usages it reaches; ``reach`` is
+    the last of them (NaN areas and reaches for a curve defined nowhere).
+
+    Returns
+    -------
+    area, reach : (R, M) arrays.
+    """
+    eff, rnd, orc = (np.asarray(a, np.float64) for a in (efficiency, random, oracle))
+    gain = eff - rnd[:, None, :]
+    if normalize == "oracle":
+        with np.errstate(all="ignore"):
+            gain = gain / (orc[:, None, None] - rnd[:, None, :])
+    else:
+        gain = gain / float(normalize)
+    ok = np.isfinite(gain)
+    grid = np.asarray(grid, np.float64)
+    # Curves are defined on a prefix of the grid (they stop where ψ̂ turns non-positive).
+    segment = np.where(ok[..., 1:] & ok[..., :-1], 0.5 * (gain[..., 1:] + gain[..., :-1]) * np.diff(grid), 0.0)
+    area = np.where(ok.any(-1), segment.sum(-1), np.nan)
+    last = ok.shape[-1] - 1 - np.argmax(ok[..., ::-1], axis=-1)
+    reach = np.where(ok.any(-1), grid[last], np.nan)
+    return area, reach
+
+
 def routing_area(score: Array, gain: Array, weight: Array) -> Array:
     """Efficiency-gain area of routing by ``score`` on rows with known ``gain`` (raw scale).
 

@@ -17,12 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from mrjax._checks import integer, unit_interval
+from mrjax._checks import finite, integer, unit_interval
+from mrjax._hyper import hyper_field, structure
 from mrjax._typing import Array, PRNGKey
 from mrjax.data._dataset import Dataset, check_standardize
 from mrjax.data._simulate import SimulationConfig, simulate
 from mrjax.learners._linear import RandomFeatureRidge
-from mrjax.router._fit import RouterConfig, fit_router, predict_quality
+from mrjax.router._fit import RouterConfig, default_hyper, fit_router, predict_quality
 from mrjax.router._presets import PRESETS
 from mrjax.inference._bootstrap import bootstrap_predict, bootstrap_weights, interval
 from mrjax.inference._value import efficiency_gain, efficiency_gain_draws
@@ -62,6 +63,11 @@ class StudyConfig:
     bootstrap_method : the method bootstrapped (default: the first Meta-Router in
         ``methods``, else the first method).
     bootstrap_level : level of the within-run band.
+    preference_weight : λ, the weight of the debiased preference rows, for every method that uses
+        one (the ``*_cv`` variants choose their own). A number: sweeping it does not recompile.
+
+    Numbers (``preference_weight`` and the simulator's sweepable fields) reach the compiled program
+    as arrays (:func:`study_hyper`); everything else is its static structure.
     """
 
     n_runs: int = 200
@@ -78,6 +84,7 @@ class StudyConfig:
     bootstrap: int = 0
     bootstrap_method: str | None = None
     bootstrap_level: float = 0.95
+    preference_weight: float = hyper_field(1.0)
 
     def __post_init__(self):
         if isinstance(self.methods, str):
@@ -107,6 +114,8 @@ class StudyConfig:
         if self.bootstrap_method not in self.method_names:
             raise ValueError(f"bootstrap_method {self.bootstrap_method!r} is not among methods {list(self.method_names)}")
         unit_interval("bootstrap_level", self.bootstrap_level)
+        if self.preference_weight is not None:  # None: the structure of a config (learners.structure)
+            finite("preference_weight", self.preference_weight, 0.0)
         if self.n_folds and self.n_gold < self.n_folds:
             raise ValueError(f"n_gold ({self.n_gold}) must be at least n_folds ({self.n_folds}): every fold needs "
                              "gold rows to cross-fit")
@@ -163,19 +172,46 @@ class StudyResult(NamedTuple):
     nonfinite: np.ndarray | None = None
 
 
-def one_run(key: PRNGKey, config: StudyConfig) -> tuple:
-    """Simulate one dataset, fit every method, and score it. Pure; vmap over keys."""
+class StudyHyper(NamedTuple):
+    """A study's numbers as arrays (a pytree): what a sweep may change without recompiling.
+
+    Attributes
+    ----------
+    routers : one RouterHyper per method (λ = ``preference_weight``; the learners' defaults).
+    simulation : ``SimulationConfig.numbers()`` (unused on real data).
+    """
+
+    routers: tuple
+    simulation: dict
+
+
+def study_hyper(config: StudyConfig) -> StudyHyper:
+    """The numbers of ``config`` as arrays, for the program compiled for ``learners.structure(config)``."""
+    lam = jnp.asarray(config.preference_weight, jnp.float32)
+    routers = tuple(default_hyper(rc)._replace(preference_weight=lam) for rc in config.router_configs())
+    return StudyHyper(routers, config.simulation.numbers())
+
+
+def one_run(key: PRNGKey, config: StudyConfig, hyper: StudyHyper | None = None) -> tuple:
+    """Simulate one dataset, fit every method, and score it. Pure; vmap over keys.
+
+    ``hyper`` (default: ``study_hyper(config)``) carries the numbers, so ``config`` may be a structure.
+    """
+    hyper = study_hyper(config) if hyper is None else hyper
     k_sim, k_fit, k_rand = jax.random.split(key, 3)
-    sim = simulate(k_sim, config.n_gold, config.n_preference, config.n_test, config.simulation)
-    return _fit_and_score(k_fit, k_rand, sim.data, sim.gold_label, sim.test_features, sim.test_truth.quality_gain, config)
+    design = dataclasses.replace(config.simulation, **hyper.simulation)
+    sim = simulate(k_sim, config.n_gold, config.n_preference, config.n_test, design)
+    return _fit_and_score(k_fit, k_rand, sim.data, sim.gold_label, sim.test_features, sim.test_truth.quality_gain,
+                          config, hyper)
 
 
-def _fit_and_score(k_fit, k_rand, data, gold_label, test_features, truth, config: StudyConfig) -> tuple:
+def _fit_and_score(k_fit, k_rand, data, gold_label, test_features, truth, config: StudyConfig,
+                   hyper: StudyHyper) -> tuple:
     """Fit every method on ``data``, rank the test queries, and score against ``truth``."""
     scores = []
     configs = config.router_configs()
-    for rc in configs:
-        fit, _ = fit_router(k_fit, data, rc, gold_label=gold_label)
+    for rc, rh in zip(configs, hyper.routers):
+        fit, _ = fit_router(k_fit, data, rc, rh, gold_label=gold_label)
         scores.append(predict_quality(rc, fit, test_features))
     scores = jnp.stack(scores)
     grid = jnp.asarray(USAGE_GRID, truth.dtype)
@@ -186,22 +222,24 @@ def _fit_and_score(k_fit, k_rand, data, gold_label, test_features, truth, config
         return curves.efficiency, curves.random, curves.oracle, rmse, nonfinite
     m = config.method_names.index(config.bootstrap_method)
     W = bootstrap_weights(jax.random.fold_in(k_rand, 1), data.is_gold, config.bootstrap, mask=data.weight > 0)
-    draws = bootstrap_predict(k_fit, data, test_features, W, configs[m], chunk=4)
+    draws = bootstrap_predict(k_fit, data, test_features, W, configs[m], hyper.routers[m], chunk=4)
     eg_draws, eg_point = efficiency_gain_draws(draws, scores[m], grid)
     lo, hi = interval(eg_draws, eg_point, config.bootstrap_level, "percentile")
     band = jnp.stack([lo, hi, efficiency_gain(truth, scores[m], grid)])
     return curves.efficiency, curves.random, curves.oracle, rmse, nonfinite, band
 
 
-def pool_run(key: PRNGKey, embedding: Array, gold_gain: Array, preference_label: Array, config: StudyConfig) -> tuple:
+def pool_run(key: PRNGKey, embedding: Array, gold_gain: Array, preference_label: Array, config: StudyConfig,
+             hyper: StudyHyper | None = None) -> tuple:
     """One run of the paper's protocol on a fixed pool of real queries. Pure; vmap over keys.
 
     A random split gives ``n_test`` test queries, ``n_gold`` gold queries and the rest
     as preference queries (all pool rows stay in the arrays; test rows get weight 0, so
     shapes are fixed). Features are the top ``n_components`` principal components of the
     embeddings, fitted on the training rows of this run. Test queries are scored with
-    their real gold gains; the RMSE is against those labels.
+    their real gold gains; the RMSE is against those labels. ``hyper`` as in :func:`one_run`.
     """
+    hyper = study_hyper(config) if hyper is None else hyper
     N = embedding.shape[0]
     k_split, k_fit, k_rand = jax.random.split(key, 3)
     perm = jax.random.permutation(k_split, N)
@@ -214,7 +252,7 @@ def pool_run(key: PRNGKey, embedding: Array, gold_gain: Array, preference_label:
     _, vecs = jnp.linalg.eigh(cov)
     X = jnp.matmul(centred, vecs[:, ::-1][:, : config.n_components], precision="highest")
     data = Dataset(X, is_gold, jnp.where(is_gold > 0.5, gold_gain, preference_label), train)
-    return _fit_and_score(k_fit, k_rand, data, gold_gain, X[test], gold_gain[test], config)
+    return _fit_and_score(k_fit, k_rand, data, gold_gain, X[test], gold_gain[test], config, hyper)
 
 
 def run_keys(key: PRNGKey, n_runs: int) -> Array:
@@ -222,18 +260,32 @@ def run_keys(key: PRNGKey, n_runs: int) -> Array:
     return jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n_runs))
 
 
+def program_key(config: StudyConfig) -> StudyConfig:
+    """What the compiled study program depends on: ``config`` without its numbers and run count. Studies
+    with equal keys (a λ, judge-strength or noise axis of a sweep) share one program."""
+    return dataclasses.replace(structure(config), n_runs=1)
+
+
 @functools.lru_cache(maxsize=32)
-def _compiled(config: StudyConfig, devices: tuple, run_fn: Callable | None):
-    """The jitted, sharded batch program; cached so repeated studies do not recompile."""
+def _compiled(config: StudyConfig, devices: tuple, run_fn: Callable | None, pooled: bool):
+    """The jitted, sharded batch program ``(keys, hyper, pool) -> outputs`` for a program key; cached so
+    repeated studies do not recompile."""
     mesh = Mesh(np.asarray(devices), ("runs",))
     spec = PartitionSpec("runs")
-    fn = run_fn if run_fn is not None else (lambda k: one_run(k, config))
+    if run_fn is not None:
+        fn = lambda k, h, pool: run_fn(k)  # noqa: E731
+    elif pooled:
+        fn = lambda k, h, pool: pool_run(k, *pool, config, h)  # noqa: E731
+    else:
+        fn = lambda k, h, pool: one_run(k, config, h)  # noqa: E731
     # On CPU the study program's time goes to LAPACK and matrix products, not to XLA's own
     # element-wise kernels, so LLVM optimisation level 1 compiles it faster at the same run
     # time (docs/design.md).
     options = {"xla_backend_optimization_level": 1} if devices[0].platform == "cpu" else None
     batched = jax.jit(
-        jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False), compiler_options=options
+        jax.shard_map(jax.vmap(fn, in_axes=(0, None, None)), mesh=mesh, in_specs=(spec, PartitionSpec(), PartitionSpec()),
+                      out_specs=spec, check_vma=False),
+        compiler_options=options,
     )
     return batched, NamedSharding(mesh, spec)
 
@@ -244,6 +296,7 @@ def run_study(
     run_fn: Callable | None = None,
     progress: bool = True,
     devices=None,
+    pool: tuple | None = None,
 ) -> StudyResult:
     """Run ``config.n_runs`` Monte-Carlo runs of every method, batched and sharded.
 
@@ -252,7 +305,11 @@ def run_study(
     key : PRNGKey
     config : StudyConfig
     run_fn : optional ``(key) -> (efficiency, random, oracle, rmse, nonfinite[, band])`` replacing the
-        simulator run (e.g. a real-data split); must be pure and vmappable.
+        simulator run; must be pure and vmappable (its closure is compiled in: a new function, a new
+        program).
+    pool : optional ``(embedding, gold_gain, preference_label)`` arrays of a real-data pool: each run is
+        :func:`pool_run` on it. The arrays are arguments of the program, so pools of the same shape (another
+        judge) share it.
     progress : a progress bar (tqdm, on stderr) advanced after each batch.
     devices : devices to shard the run axis over (all local devices by default).
     """
@@ -262,7 +319,9 @@ def run_study(
     # (shard_map), so a study's bits do not depend on how many devices share it.
     local = min(config.batch_size, -(-config.n_runs // n_dev))  # never compute runs that are thrown away
     batch = local * n_dev
-    batched, sharding = _compiled(config, tuple(devices), run_fn)
+    batched, sharding = _compiled(program_key(config), tuple(devices), run_fn, pool is not None)
+    hyper = study_hyper(config)
+    pool = () if pool is None else tuple(jnp.asarray(a) for a in pool)
     n_batches = -(-config.n_runs // batch)
     # Keys for whole batches; run r's key does not depend on the total, extras are dropped.
     keys = run_keys(key, n_batches * batch)
@@ -277,7 +336,7 @@ def run_study(
     try:
         for b in range(n_batches):
             kb = jax.device_put(keys[b * batch:(b + 1) * batch], sharding)
-            out = jax.block_until_ready(batched(kb))
+            out = jax.block_until_ready(batched(kb, hyper, pool))
             outs.append(jax.tree_util.tree_map(np.asarray, out))
             if b == 0:
                 compile_s = time.perf_counter() - t0

@@ -1,0 +1,106 @@
+"""``mrjax sweep``: numbers do not recompile, results are tidy, and an interrupted sweep resumes to the same bits."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mrjax.cli import main
+from mrjax.data._tables import read_table
+from mrjax.sim import _study
+
+SMALL = """
+[study]
+runs = 4
+methods = ["meta_r", "golden", "pooled"]
+n_test = 40
+n_gold = 20
+n_preference = 80
+n_features = 8
+n_features_rff = 16
+batch_size = 2
+[sweep]
+reference = "golden"
+"""
+
+
+def _grid(tmp_path, grid, name="grid.toml"):
+    path = tmp_path / name
+    path.write_text(SMALL + grid)
+    return str(path)
+
+
+def test_a_sweep_over_numbers_compiles_once_and_writes_tidy_results(tmp_path, capsys):
+    path = _grid(tmp_path, "[grid]\npreference_weight = [0.25, 1.0]\nbias_strength = [0.5, 2.0]\ngold_noise = [0.3]\n")
+    out = str(tmp_path / "sweep")
+    _study._compiled.cache_clear()
+    assert main(["sweep", path, "--out", out, "--quiet"]) == 0
+    info = _study._compiled.cache_info()
+    assert info.currsize == 1  # four cells, one program key
+    import tomllib
+
+    import jax
+
+    from mrjax.cli._study import resolve, study_config
+
+    config = study_config(resolve(tomllib.loads(SMALL)["study"]))
+    batched, _ = _study._compiled(_study.program_key(config), tuple(jax.local_devices()), None, False)
+    assert _study._compiled.cache_info().currsize == 1 and batched._cache_size() == 1  # and it compiled once
+    results = read_table(os.path.join(out, "results.parquet"))
+    assert len(results) == 4 * 3 * 4  # cells × methods × runs
+    assert {"cell", "bias_strength", "preference_weight", "method", "run", "area", "psi_rmse"} <= set(results.columns)
+    assert "gold_noise" not in results.columns  # an axis with one value is a shared setting
+    # Golden ignores the preference rows: its runs are equal in every cell; the Meta-Router's move with λ.
+    golden = results[results.method == "golden"].pivot(index="run", columns="cell", values="area")
+    assert np.allclose(golden.to_numpy(), golden.to_numpy()[:, :1])
+    meta = results[results.method == "meta_r"].pivot(index="run", columns="cell", values="psi_rmse")
+    assert np.ptp(meta.to_numpy(), axis=1).min() > 0
+    summary = pd.read_csv(os.path.join(out, "summary.csv"))
+    row = summary[(summary.method == "meta_r")].iloc[0]
+    cell = results[(results.cell == row.cell)]
+    d = cell[cell.method == "meta_r"].set_index("run").area - cell[cell.method == "golden"].set_index("run").area
+    assert row.area_diff_vs_golden == pytest.approx(d.mean()) and row.area_diff_se == pytest.approx(d.std() / 2)
+    manifest = json.load(open(os.path.join(out, "sweep.json")))
+    assert manifest["complete"] and manifest["axes"] == ["bias_strength", "preference_weight"]
+    assert main(["sweep", path, "--out", out, "--report", "--quiet"]) == 0
+    assert {"sweep_bias_strength.png", "sweep_preference_weight.pdf"} <= set(os.listdir(out))
+
+
+def test_sweep_mistakes_are_usage_errors(tmp_path, capsys):
+    assert main(["sweep", _grid(tmp_path, "[grid]\nbogus = [1]\n"), "--out", str(tmp_path / "a")]) == 2
+    assert "unknown settings ['bogus']" in capsys.readouterr().err
+    assert main(["sweep", _grid(tmp_path, "[grid]\nn_gold = [2]\n"), "--out", str(tmp_path / "a")]) == 2
+    assert "cell 1" in capsys.readouterr().err  # n_gold below n_folds, found before any run
+    assert not os.path.exists(tmp_path / "a")
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_resumes_to_the_same_bits(tmp_path):
+    path = _grid(tmp_path, "[grid]\nn_gold = [20, 30]\npreference_weight = [0.5, 1.0]\n")
+    whole = str(tmp_path / "whole")
+    assert main(["sweep", path, "--out", whole, "--quiet"]) == 0
+    part = str(tmp_path / "part")
+    proc = subprocess.Popen([sys.executable, "-m", "mrjax", "sweep", path, "--out", part, "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cells = os.path.join(part, "cells")
+    deadline = time.time() + 300
+    while time.time() < deadline and not (os.path.isdir(cells) and any(f.endswith(".parquet") and not f.startswith(".")
+                                                                       for f in os.listdir(cells))):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)  # killed mid-sweep: one or more cells done, maybe one half-written
+    proc.wait()
+    done = [f for f in os.listdir(cells) if not f.startswith(".")]
+    assert 1 <= len(done) < 4
+    (tmp_path / "part" / "cells" / ".tmp-deadbeef.parquet").write_bytes(b"half a file")  # a half-written cell
+    broken = os.path.join(cells, done[0])
+    read_table(broken).iloc[:3].to_parquet(broken)  # and a finished cell file that lost rows: redone
+    assert main(["sweep", path, "--out", part, "--quiet"]) == 0
+    assert not any(f.startswith(".tmp-") for f in os.listdir(cells))
+    a = read_table(os.path.join(whole, "results.parquet"))
+    b = read_table(os.path.join(part, "results.parquet"))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
