@@ -49,7 +49,7 @@ def test_a_sweep_over_numbers_compiles_once_and_writes_tidy_results(tmp_path, ca
     from mrjax.cli._study import resolve, study_config
 
     config = study_config(resolve(tomllib.loads(SMALL)["study"]))
-    batched, _ = _study._compiled(_study.program_key(config), tuple(jax.local_devices()), None, False)
+    batched, _ = _study._compiled(_study.program_key(config), tuple(jax.devices()), None, False, "threefry2x32")
     assert _study._compiled.cache_info().currsize == 1 and batched._cache_size() == 1  # and it compiled once
     results = read_table(os.path.join(out, "results.parquet"))
     assert len(results) == 4 * 3 * 4  # cells × methods × runs
@@ -104,3 +104,37 @@ def test_an_interrupted_sweep_resumes_to_the_same_bits(tmp_path):
     a = read_table(os.path.join(whole, "results.parquet"))
     b = read_table(os.path.join(part, "results.parquet"))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_with_two_devices_each_give_the_same_bits(tmp_path):
+    """jax.distributed on this machine: two processes of two CPU devices each shard every cell's runs over
+    four devices; the first process writes. The results equal a one-process sweep bit for bit."""
+    path = _grid(tmp_path, "[grid]\npreference_weight = [0.5, 1.0]\n")
+    # 8 runs in batches of 2 per device: the same per-device batch on one device and on four.
+    text = open(path).read().replace("runs = 4", "runs = 8")
+    open(path, "w").write(text)
+    one = str(tmp_path / "one")
+    assert main(["sweep", path, "--out", one, "--quiet"]) == 0
+    two = str(tmp_path / "two")
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, "-m", "mrjax", "sweep", path, "--out", two, "--quiet"],
+                              env={**os.environ, "MRJAX_COORDINATOR": f"127.0.0.1:{port}", "MRJAX_NUM_PROCESSES": "2",
+                                   "MRJAX_PROCESS_ID": str(i), "MRJAX_CPU_DEVICES": "2"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+    a = read_table(os.path.join(one, "results.parquet"))
+    b = read_table(os.path.join(two, "results.parquet"))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    meta = json.load(open(os.path.join(two, "sweep.json")))
+    assert meta["n_devices"] == 4 and meta["n_processes"] == 2

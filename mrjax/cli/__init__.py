@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from mrjax.cli import _router, _study, _sweep
-from mrjax.cli._common import Failed, Parser, UsageError
+from mrjax.cli._common import Failed, Parser, UsageError, distributed
 from mrjax.cli._study import _settings, study_config, study_options  # noqa: F401  (used by tests and docs)
 
 __all__ = ["main", "study_options", "study_config", "_settings"]
@@ -32,6 +32,8 @@ def _parser() -> Parser:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("study", "sweep"):
+            distributed()
         return args.run(args)
     except UsageError as err:
         print(f"mrjax: error: {err}", file=sys.stderr)

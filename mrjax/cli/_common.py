@@ -46,5 +46,39 @@ def run_meta() -> dict:
             commit = None
     return {"versions": {"mrjax": __version__, "jax": jax.__version__, "numpy": np.__version__,
                          "python": sys.version.split()[0]},
-            "commit": commit, "device": str(jax.devices()[0]), "n_devices": jax.local_device_count(),
+            "commit": commit, "device": str(jax.devices()[0]), "n_devices": jax.device_count(),
+            "n_processes": jax.process_count(),
             "argv": sys.argv[1:]}
+
+
+def distributed() -> None:
+    """Join a multi-controller run when the environment asks for one (before JAX starts its backends).
+
+    ``MRJAX_COORDINATOR=host:port`` with ``MRJAX_NUM_PROCESSES`` and ``MRJAX_PROCESS_ID`` (any launcher), or
+    ``MRJAX_DISTRIBUTED=auto`` (JAX's own detection: SLURM, Open MPI, Cloud TPU). ``MRJAX_CPU_DEVICES=k`` splits
+    each process's CPU into k devices (to try a multi-device layout on one machine).
+    """
+    import jax
+
+    cpu = os.environ.get("MRJAX_CPU_DEVICES")
+    if cpu:
+        jax.config.update("jax_num_cpu_devices", int(cpu))
+    coordinator = os.environ.get("MRJAX_COORDINATOR")
+    try:
+        if coordinator:
+            jax.distributed.initialize(coordinator_address=coordinator,
+                                       num_processes=int(os.environ["MRJAX_NUM_PROCESSES"]),
+                                       process_id=int(os.environ["MRJAX_PROCESS_ID"]))
+        elif os.environ.get("MRJAX_DISTRIBUTED") == "auto":
+            jax.distributed.initialize()
+    except KeyError as err:
+        raise UsageError(f"MRJAX_COORDINATOR needs {err.args[0]} too") from None
+    except ValueError as err:
+        raise UsageError(f"MRJAX_NUM_PROCESSES and MRJAX_PROCESS_ID must be integers ({err})") from None
+
+
+def writer() -> bool:
+    """Whether this process writes results (one process of a multi-controller run: the first)."""
+    import jax
+
+    return jax.process_index() == 0

@@ -33,7 +33,7 @@ import numpy as np
 
 from mrjax._checks import choice, finite, integer
 from mrjax._output import check_destination, results_folder
-from mrjax.cli._common import Failed, UsageError, num, run_meta
+from mrjax.cli._common import Failed, UsageError, num, run_meta, writer
 from mrjax.cli._figures import plot_study
 
 DATA_SOURCES = ("simulator", "routellm-mmlu", "routellm-gsm8k")
@@ -288,6 +288,8 @@ def study(args) -> int:
         raise Failed("non-finite ψ̂ in " + ", ".join(f"{name} ({k} of {len(result.rmse)} runs)" for name, k in bad)
                           + "; nothing was written. Check the data (NaN features or labels) and the settings")
     out = settings["out"]
+    if not writer():  # a multi-controller run: every process computed every run; the first one writes
+        return 0
     with results_folder(out) as tmp:
         methods = list(result.methods)
         report = {

@@ -29,7 +29,7 @@ import tomllib
 
 import numpy as np
 
-from mrjax.cli._common import Failed, UsageError, run_meta
+from mrjax.cli._common import Failed, UsageError, run_meta, writer
 
 SECTIONS = ("study", "grid", "cells", "sweep")
 CELL_FILE = "cells/{}.{}"
@@ -206,24 +206,37 @@ def sweep(args) -> int:
         return _report(out, args)
     manifest = {"sweep_file": os.path.abspath(args.grid), "spec": spec, "axes": axes, "reference": reference,
                 "cells": [{"id": c, "settings": r} for c, r in zip(ids, resolved)]}
-    _prepare(out, manifest, args.overwrite)
+    write = writer()
+    if write:
+        _prepare(out, manifest, args.overwrite)
+    expected = [int(r["runs"]) * len(r["methods"]) for r in resolved]
+    kept = [_finished(out, cid, n) if write else None for cid, n in zip(ids, expected)]
+    todo = np.asarray([k is None for k in kept])
+    import jax
+
+    if jax.process_count() > 1:  # the first process read the folder; every process runs the same cells
+        from jax.experimental import multihost_utils
+
+        todo = np.asarray(multihost_utils.broadcast_one_to_all(todo))
     from tqdm import tqdm
 
-    bar = tqdm(total=len(ids), desc="mrjax: sweep cells", unit="cell", disable=args.quiet)
+    bar = tqdm(total=len(ids), desc="mrjax: sweep cells", unit="cell", disable=args.quiet or not write)
     frames, redone = [], 0
-    for cid, settings in zip(ids, resolved):
-        expected = int(settings["runs"]) * len(settings["methods"])
-        frame = _finished(out, cid, expected)
-        if frame is None:
-            config, result = execute({**settings}, progress=not args.quiet)
+    for i, (cid, settings) in enumerate(zip(ids, resolved)):
+        frame = kept[i]
+        if todo[i]:
+            config, result = execute({**settings}, progress=not args.quiet and write)
             if int(np.sum(result.nonfinite)):
                 raise Failed(f"cell {cid}: non-finite ψ̂ in some runs; finished cells are kept in {out}")
             frame = _rows(cid, settings, axes, result, settings["normalize"])
-            _write_cell(out, cid, frame)
+            if write:
+                _write_cell(out, cid, frame)
             redone += 1
         frames.append(frame)
         bar.update(1)
     bar.close()
+    if not write:
+        return 0
     frame = pd.concat(frames, ignore_index=True)
     from mrjax.data._tables import write_table
 

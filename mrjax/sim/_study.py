@@ -267,17 +267,21 @@ def program_key(config: StudyConfig) -> StudyConfig:
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(config: StudyConfig, devices: tuple, run_fn: Callable | None, pooled: bool):
-    """The jitted, sharded batch program ``(keys, hyper, pool) -> outputs`` for a program key; cached so
-    repeated studies do not recompile."""
+def _compiled(config: StudyConfig, devices: tuple, run_fn: Callable | None, pooled: bool, impl: str = "threefry2x32"):
+    """The jitted, sharded batch program ``(key data, hyper, pool) -> outputs`` for a program key; cached so
+    repeated studies do not recompile. Keys enter as raw key data (``impl``), which every process of a
+    multi-controller run can build its shards of."""
     mesh = Mesh(np.asarray(devices), ("runs",))
     spec = PartitionSpec("runs")
     if run_fn is not None:
-        fn = lambda k, h, pool: run_fn(k)  # noqa: E731
+        inner = lambda k, h, pool: run_fn(k)  # noqa: E731
     elif pooled:
-        fn = lambda k, h, pool: pool_run(k, *pool, config, h)  # noqa: E731
+        inner = lambda k, h, pool: pool_run(k, *pool, config, h)  # noqa: E731
     else:
-        fn = lambda k, h, pool: one_run(k, config, h)  # noqa: E731
+        inner = lambda k, h, pool: one_run(k, config, h)  # noqa: E731
+
+    def fn(raw, h, pool):
+        return inner(jax.random.wrap_key_data(raw, impl=impl), h, pool)
     # On CPU the study program's time goes to LAPACK and matrix products, not to XLA's own
     # element-wise kernels, so LLVM optimisation level 1 compiles it faster at the same run
     # time (docs/design.md).
@@ -287,7 +291,22 @@ def _compiled(config: StudyConfig, devices: tuple, run_fn: Callable | None, pool
                       out_specs=spec, check_vma=False),
         compiler_options=options,
     )
-    return batched, NamedSharding(mesh, spec)
+    return batched, mesh
+
+
+def _global(x, mesh: Mesh, spec: PartitionSpec):
+    """A host array as a global array on ``mesh``: each process supplies the shards of its own devices."""
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, NamedSharding(mesh, spec), lambda index: x[index])
+
+
+def _host(x) -> np.ndarray:
+    """A (possibly multi-process) global array as a NumPy array on every process."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
 
 
 def run_study(
@@ -311,20 +330,23 @@ def run_study(
         :func:`pool_run` on it. The arrays are arguments of the program, so pools of the same shape (another
         judge) share it.
     progress : a progress bar (tqdm, on stderr) advanced after each batch.
-    devices : devices to shard the run axis over (all local devices by default).
+    devices : devices to shard the run axis over (by default every device of every process: under
+        ``jax.distributed`` each process runs its shards and gets every run's results).
     """
-    devices = jax.local_devices() if devices is None else list(devices)
+    devices = jax.devices() if devices is None else list(devices)
     n_dev = len(devices)
     # Every device runs the same compiled program on a local batch of `local` runs
     # (shard_map), so a study's bits do not depend on how many devices share it.
     local = min(config.batch_size, -(-config.n_runs // n_dev))  # never compute runs that are thrown away
     batch = local * n_dev
-    batched, sharding = _compiled(program_key(config), tuple(devices), run_fn, pool is not None)
-    hyper = study_hyper(config)
-    pool = () if pool is None else tuple(jnp.asarray(a) for a in pool)
+    impl = str(jax.random.key_impl(key))
+    batched, mesh = _compiled(program_key(config), tuple(devices), run_fn, pool is not None, impl)
+    replicated = PartitionSpec()
+    hyper = jax.tree_util.tree_map(lambda a: _global(a, mesh, replicated), study_hyper(config))
+    pool = () if pool is None else tuple(_global(a, mesh, replicated) for a in pool)
     n_batches = -(-config.n_runs // batch)
     # Keys for whole batches; run r's key does not depend on the total, extras are dropped.
-    keys = run_keys(key, n_batches * batch)
+    keys = np.asarray(jax.random.key_data(run_keys(key, n_batches * batch)))
     outs = []
     t0 = time.perf_counter()
     compile_s = 0.0
@@ -332,12 +354,13 @@ def run_study(
     if progress:  # tqdm comes with numpyro: a bar costs no dependency
         from tqdm import tqdm
 
-        bar = tqdm(total=config.n_runs, desc="mrjax: study runs", unit="run", leave=False, file=sys.stderr)
+        bar = tqdm(total=config.n_runs, desc="mrjax: study runs", unit="run", leave=False, file=sys.stderr,
+                   disable=jax.process_index() != 0)
     try:
         for b in range(n_batches):
-            kb = jax.device_put(keys[b * batch:(b + 1) * batch], sharding)
+            kb = _global(keys[b * batch:(b + 1) * batch], mesh, PartitionSpec("runs"))
             out = jax.block_until_ready(batched(kb, hyper, pool))
-            outs.append(jax.tree_util.tree_map(np.asarray, out))
+            outs.append(jax.tree_util.tree_map(_host, out))
             if b == 0:
                 compile_s = time.perf_counter() - t0
             if bar is not None:
