@@ -138,3 +138,26 @@ def test_two_processes_with_two_devices_each_give_the_same_bits(tmp_path):
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     meta = json.load(open(os.path.join(two, "sweep.json")))
     assert meta["n_devices"] == 4 and meta["n_processes"] == 2
+
+
+def test_another_real_data_pool_of_the_same_shape_reuses_the_program():
+    """Real-data pools are program arguments: a judge setting changes the preference labels, not the program."""
+    import jax
+
+    from mrjax.sim import StudyConfig, run_study
+
+    rng = np.random.default_rng(0)
+    N, d = 160, 12
+    E = rng.normal(size=(N, d)).astype(np.float32)
+    GL = rng.choice([-1.0, 0.0, 1.0], size=N).astype(np.float32)
+    config = StudyConfig(n_runs=2, methods=("meta_r", "golden"), n_test=40, n_gold=20, n_preference=N - 60,
+                         n_components=4, n_features_rff=8, batch_size=2, standardize="common")
+    _study._compiled.cache_clear()
+    labels = [np.where(rng.random(N) < p, 1.0, -1.0).astype(np.float32) for p in (0.3, 0.7)]
+    results = [run_study(jax.random.key(0), config, pool=(E, GL, PL), progress=False) for PL in labels]
+    assert _study._compiled.cache_info().currsize == 1
+    batched, _ = _study._compiled(_study.program_key(config), tuple(jax.devices()), None, True, "threefry2x32")
+    assert batched._cache_size() == 1  # one program for both pools
+    golden = [r.rmse[:, 1] for r in results]
+    assert np.array_equal(golden[0], golden[1])  # gold-only ignores the preference labels
+    assert not np.array_equal(results[0].rmse[:, 0], results[1].rmse[:, 0])  # the Meta-Router does not
