@@ -35,6 +35,7 @@ FIT = ["--feature-prefix", "pc_", "--label", "score", "--gold-value", "expert", 
        "--learner", "ridge", "--quiet"]
 
 
+@pytest.mark.slow  # end to end
 def test_fit_route_evaluate_round_trip(tmp_path, capsys):
     paths, train, queries = _tables(tmp_path)
     router_dir = str(tmp_path / "router")
@@ -147,6 +148,7 @@ def _fake_encoder(calls):
     return lambda: encode
 
 
+@pytest.mark.slow  # end to end
 def test_text_column_is_embedded_once_and_cached_beside_the_table(tmp_path, monkeypatch, capsys):
     import mrjax.data._embed as embed
 

@@ -35,6 +35,7 @@ def _grid(tmp_path, grid, name="grid.toml"):
     return str(path)
 
 
+@pytest.mark.slow  # end to end
 def test_a_sweep_over_numbers_compiles_once_and_writes_tidy_results(tmp_path, capsys):
     path = _grid(tmp_path, "[grid]\npreference_weight = [0.25, 1.0]\nbias_strength = [0.5, 2.0]\ngold_noise = [0.3]\n")
     out = str(tmp_path / "sweep")

@@ -21,7 +21,7 @@ from mrjax._checks import finite, unit_interval
 from mrjax._output import check_destination, results_folder
 from mrjax.cli._common import Failed, UsageError, num, run_meta
 
-LEARNERS = ("rff", "ridge")  # --learner: random-feature (RBF) ridge, the default; linear ridge
+LEARNERS = ("rff", "ridge", "gbt")  # --learner: random-feature (RBF) ridge, the default; linear ridge; boosted trees
 STANDARDIZE = {"features": True, "common": "common", "none": False}
 
 
@@ -37,8 +37,8 @@ def _router_options(p) -> None:
                         "router.PRESETS name")
     g.add_argument("--cate", choices=sorted(CATE_LEARNERS), help="bias learner of the Meta-Router (default: r)")
     g.add_argument("--learner", choices=LEARNERS, default="rff",
-                   help="regressor for the outcome models, the bias and ψ̂: rff (random-feature RBF ridge, default) or "
-                        "ridge (linear)")
+                   help="regressor for the outcome models, the bias and ψ̂: rff (random-feature RBF ridge, default), "
+                        "ridge (linear) or gbt (gradient-boosted trees)")
     g.add_argument("--propensity", choices=("logistic", "known"), default="logistic",
                    help="P(gold | x): logistic, or known when the gold rows were drawn at random")
     g.add_argument("--n-folds", type=int, default=5, help="cross-fitting folds (0: in-sample nuisances)")
@@ -159,6 +159,7 @@ def _embedded(frame, path, column):
 
 def _router_args(args) -> dict:
     from mrjax.learners._linear import RandomFeatureRidge, Ridge
+    from mrjax.learners._trees import GradientBoostedTrees
 
     try:
         clip = tuple(float(v) for v in args.propensity_clip.split(","))
@@ -170,7 +171,7 @@ def _router_args(args) -> dict:
             lam = float(lam)
         except ValueError:
             raise UsageError(f"--preference-weight must be a number, cv or cv_routing, got {lam!r}") from None
-    return dict(method=args.method, cate=args.cate, learner=RandomFeatureRidge() if args.learner == "rff" else Ridge(),
+    return dict(method=args.method, cate=args.cate, learner={"rff": RandomFeatureRidge, "ridge": Ridge, "gbt": GradientBoostedTrees}[args.learner](),
                 propensity=args.propensity, n_folds=args.n_folds, scale=args.scale, preference_weight=lam,
                 propensity_clip=clip, bias_clip=args.bias_clip, standardize=STANDARDIZE[args.standardize],
                 seed=args.seed, trim=args.trim, progress=not args.quiet)
