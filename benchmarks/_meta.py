@@ -26,3 +26,13 @@ def run_meta() -> dict:
         "device_kind": jax.devices()[0].device_kind, "n_devices": jax.device_count(),
         "cpu_count": os.cpu_count(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def write_result(path: str, result: dict, indent: int = 2) -> None:
+    """Write a benchmark's JSON whole or not at all (a temporary file, then a rename)."""
+    import json
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=indent)
+    os.replace(path + ".tmp", path)

@@ -25,7 +25,6 @@ correlated). Results stream to JSON after every dataset, so a partial run is usa
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -36,7 +35,7 @@ import numpy as np
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _meta import run_meta  # noqa: E402
+from _meta import run_meta, write_result  # noqa: E402
 
 from mrjax.bayes import BayesConfig, fit_bayes, posterior_predict
 from mrjax.data import paper_like
@@ -171,10 +170,8 @@ def main(argv=None):
             rec[m] = r
         records.append(rec)
         summary = _summarize(records, methods, weights)
-        with open(a.out + ".tmp", "w") as f:
-            json.dump({"benchmark": "bench_coverage", "meta": meta, "config": vars(a), "datasets_done": i + 1, "elapsed_s": time.perf_counter() - t_start,
-                       "summary": summary}, f, indent=1)
-        os.replace(a.out + ".tmp", a.out)
+        write_result(a.out, {"benchmark": "bench_coverage", "meta": meta, "config": vars(a), "datasets_done": i + 1,
+                             "elapsed_s": time.perf_counter() - t_start, "summary": summary}, indent=1)
         print(f"dataset {i + 1}/{a.datasets}  {time.perf_counter() - t_start:.0f} s", flush=True)
 
     print(f"\nCoverage over {len(records)} datasets (nominal level in the column name); "

@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _meta import run_meta  # noqa: E402
+from _meta import run_meta, write_result  # noqa: E402
 
 GRID = {"n_gold": [100, 200, 400], "bias_strength": [0.5, 1.0, 2.0], "preference_weight": [0.5, 1.0]}
 METHODS = ["meta_r", "golden", "pooled"]
@@ -92,11 +92,7 @@ def main(argv=None):
         "rows": len(frame), "cells_in_manifest": len(manifest["cells"]),
         "max_rmse_difference_vs_studies": float(max(diffs)),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, args.out)
+    write_result(args.out, result)
     print(f"{'':<22}{'seconds':>10}{'peak GiB':>10}")
     print(f"{'mrjax sweep':<22}{sweep_s:>10.1f}{sweep_rss:>10.2f}")
     print(f"{'18 x mrjax study':<22}{np.sum(study_s):>10.1f}{np.max(study_rss):>10.2f}")

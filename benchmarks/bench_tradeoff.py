@@ -105,7 +105,7 @@ def main(argv=None):
     import numpy as np
 
     sys.path.insert(0, os.path.dirname(__file__))
-    from _meta import run_meta
+    from _meta import run_meta, write_result
 
     rows = {}
     for case, (kind, S, n, W) in sizes.items():
@@ -135,11 +135,7 @@ def main(argv=None):
         rows[case] = row
         print(json.dumps({case: row}), file=sys.stderr)
     result = {"benchmark": "bench_tradeoff", "meta": run_meta(), "quick": args.quick, "cases": rows}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, args.out)
+    write_result(args.out, result)
     print(f"{'case':<22} {'engine s':>9} {'brute s':>9} {'ratio':>7} {'engine GiB':>10} {'brute GiB':>9}")
     for case, r in rows.items():
         e, b = r.get("engine") or {}, r.get("brute") or {}

@@ -61,7 +61,7 @@ def main(argv=None):
     p.add_argument("--out", default="benchmarks/results/bench_versions.json")
     a = p.parse_args(argv)
     sys.path.insert(0, os.path.dirname(__file__))
-    from _meta import run_meta
+    from _meta import run_meta, write_result
 
     size = dict(runs=20, big=1000, reps=50) if a.quick else dict(runs=200, big=10_000, reps=200)
     trees = {"old": os.path.abspath(a.old), "new": os.path.abspath(a.new)}
@@ -89,10 +89,7 @@ def main(argv=None):
     result = {"benchmark": "bench_versions", "meta": run_meta(), "trees": trees, "commits": commits, "size": size,
               "runs": rows,
               "summary": summary, "quick": a.quick}
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    with open(a.out + ".tmp", "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(a.out + ".tmp", a.out)
+    write_result(a.out, result)
     print(f"{'workload':<22} {'old s':>8} {'new s':>8} {'new/old':>8}   (best of {a.repeats})")
     for k, v in summary.items():
         print(f"{k:<22} {v['old']:8.2f} {v['new']:8.2f} {v['new_over_old']:8.3f}")

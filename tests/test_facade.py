@@ -3,26 +3,16 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import labelled_frame
 
 import mrjax.api as api
 from mrjax import MetaRouter, Ridge
 from mrjax.inference import bootstrap_predict, bootstrap_weights
 
 
-def _frames(n=240, d=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    gold = np.zeros(n, bool)
-    gold[: n // 4] = True
-    psi = X[:, 0] - 0.5 * X[:, 1]
-    label = np.where(gold, psi, 0.7 * psi + 0.3) + 0.1 * rng.normal(size=n)
-    F = pd.DataFrame(X, columns=[f"x{i}" for i in range(d)], index=[f"row{i}" for i in range(n)])
-    return F, label, gold
-
-
 @pytest.fixture(scope="module")
 def fitted():
-    F, label, gold = _frames()
+    F, label, gold = labelled_frame()
     router = MetaRouter(learner=Ridge(penalty=0.5), progress=False)
     return router.fit(F[gold], label[gold], F[~gold], label[~gold]), F
 

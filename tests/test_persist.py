@@ -9,25 +9,15 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import labelled_frame
 
 from mrjax import DRLearner, MetaRouter, Ridge
 from mrjax.data import from_arrays
 
 
-def _data(n=240, d=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    gold = np.zeros(n, bool)
-    gold[: n // 4] = True
-    psi = X[:, 0] - 0.5 * X[:, 1]
-    label = np.where(gold, psi, 0.7 * psi + 0.3) + 0.1 * rng.normal(size=n)
-    cols = [f"x{i}" for i in range(d)]
-    return pd.DataFrame(X, columns=cols), label, gold
-
-
 @pytest.fixture(scope="module")
 def fitted():
-    F, label, gold = _data()
+    F, label, gold = labelled_frame()
     router = MetaRouter(cate=DRLearner(), learner=Ridge(penalty=0.5), progress=False)
     return router.fit(F[gold], label[gold], F[~gold], label[~gold]), F
 
@@ -114,7 +104,7 @@ def test_load_errors_name_the_problem(fitted, tmp_path):
 
 
 def test_save_refuses_values_it_cannot_write_as_data(tmp_path):
-    F, label, gold = _data()
+    F, label, gold = labelled_frame()
     data = from_arrays(F.to_numpy(), gold.astype(float), label)
     router = MetaRouter(learner=Ridge(penalty=0.5), progress=False).fit(data)
     router.learner = Ridge(penalty=lambda: 1.0)  # not a number: must not be written (nor pickled)

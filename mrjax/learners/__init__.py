@@ -4,9 +4,9 @@ from mrjax.learners._base import Learner
 from mrjax.learners._features import FeatureParams, Identity, RandomFourier
 from mrjax.learners._linear import LinearParams, Logistic, RandomFeatureRidge, Ridge
 from mrjax.learners._mlp import MLP, MLPParams
-from mrjax.learners._trees import GradientBoostedTrees, TreeParams
+from mrjax.learners._trees import GradientBoostedTrees, RandomForest, TreeParams
 
 __all__ = [
     "Learner", "structure", "FeatureParams", "Identity", "RandomFourier", "LinearParams", "Logistic",
-    "RandomFeatureRidge", "Ridge", "MLP", "MLPParams", "GradientBoostedTrees", "TreeParams",
+    "RandomFeatureRidge", "Ridge", "MLP", "MLPParams", "GradientBoostedTrees", "RandomForest", "TreeParams",
 ]

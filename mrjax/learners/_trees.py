@@ -1,4 +1,5 @@
-"""Gradient-boosted oblivious trees on quantile bins: weighted, jit- and vmap-safe, fixed shapes.
+"""Tree ensembles on quantile bins — gradient boosting and random forests — weighted, jit- and
+vmap-safe, with fixed shapes.
 
 Each feature is cut into ``n_bins`` bins at the weighted quantiles of the training rows. A tree of depth
 ``D`` is oblivious (symmetric): level ``l`` splits every node on the same (feature, bin) pair, chosen to
@@ -6,7 +7,8 @@ maximise the summed second-order gain of all nodes (XGBoost's gain with an L2 le
 leaf is a D-bit number and prediction is a gather. Gradient and hessian histograms of all nodes come
 from one pass per level: a segment sum on CPU (sequential, so deterministic), a matrix product with the
 rows' one-hot bins elsewhere (accelerators' scatter-adds use atomics, whose float sums change bits from run
-to run; the product does not).
+to run; the product does not). A random forest grows level-wise trees (each node its own split) on
+Poisson-bagged weights with a random subset of features per node, and averages their leaf means.
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ class TreeParams(NamedTuple):
     Attributes
     ----------
     edges : (d, n_bins − 1) bin edges per feature (a value above edge k is in bin k + 1 or higher).
-    feature, threshold : (T, D) int32, the split of each level of each tree: right iff bin > threshold.
+    feature, threshold : (T, D, 2**(D−1)) int32, the split of each node of each level of each tree (node k at
+        position k; all equal in an oblivious tree's level): a row goes right iff its bin > threshold.
     leaf : (T, 2**D) leaf values (already shrunk by the learning rate).
     base : () the starting prediction (weighted mean, or its logit).
     """
@@ -58,6 +61,115 @@ def bin_features(edges: Array, X: Array) -> Array:
         jnp.int32)
 
 
+class _Binned(NamedTuple):
+    """The training rows on their bins, with what the histograms need."""
+
+    bins: Array  # (n, d) int32
+    cell: Array | None  # (n·d,) feature·B + bin (CPU)
+    onehot: Array | None  # (n, d·B) (accelerators)
+
+
+def _binned(X: Array, edges: Array, n_bins: int) -> _Binned:
+    bins = bin_features(edges, X)
+    n, d = X.shape
+    if jax.default_backend() == "cpu":
+        return _Binned(bins, (jnp.arange(d)[None, :] * n_bins + bins).reshape(-1), None)
+    onehot = (bins[:, :, None] == jnp.arange(n_bins)[None, None, :]).astype(X.dtype).reshape(n, d * n_bins)
+    return _Binned(bins, None, onehot)
+
+
+def _sums(b: _Binned, node: Array, g: Array, h: Array, m: int, n_bins: int) -> tuple[Array, Array]:
+    """Gradient and hessian sums per node, feature and bin: two ``(m, d, n_bins)`` arrays."""
+    n, d = b.bins.shape
+    if b.cell is not None:
+        index = jnp.repeat(node, d) * (d * n_bins) + b.cell
+        values = jnp.stack([jnp.repeat(g, d), jnp.repeat(h, d)], axis=1)
+        out = jax.ops.segment_sum(values, index, num_segments=m * d * n_bins).T.reshape(2, m, d, n_bins)
+    else:
+        at = (node[:, None] == jnp.arange(m)[None, :]).astype(g.dtype)
+        out = jnp.matmul(jnp.concatenate([at * g[:, None], at * h[:, None]], axis=1).T, b.onehot,
+                         precision="highest").reshape(2, m, d, n_bins)
+    return out[0], out[1]
+
+
+def _leaf_sums(b: _Binned, node: Array, v: Array, leaves: int) -> Array:
+    if b.cell is not None:
+        return jax.ops.segment_sum(v, node, num_segments=leaves)
+    return jnp.matmul(v, (node[:, None] == jnp.arange(leaves)[None, :]).astype(v.dtype), precision="highest")
+
+
+def _grow(b: _Binned, g: Array, h: Array, depth: int, n_bins: int, l2, min_child_weight,
+          allowed: Array | None = None, oblivious: bool = True) -> tuple[Array, Array, Array]:
+    """One tree on gradients ``g`` and hessians ``h``, grown level by level. A split's score is the
+    second-order gain (zero in a node whose lighter child weighs less than ``min_child_weight``).
+    Oblivious: one (feature, threshold) per level, maximising the gain summed over its nodes. Otherwise
+    each node takes its own best split, and a node with no positive gain does not split. ``allowed
+    (depth, 2**(depth-1), d)`` masks the features offered to each node. Returns ``feature`` and
+    ``threshold`` ``(depth, 2**(depth-1))`` (node k of a level at position k; a row goes right iff its bin
+    exceeds the threshold) and each row's leaf ``(n,)``."""
+    n, d = b.bins.shape
+    width = 2 ** (depth - 1)
+    node = jnp.zeros((n,), jnp.int32)
+    feats, thrs = [], []
+    for level in range(depth):
+        m = 2 ** level
+        G, H = _sums(b, node, g, h, m, n_bins)
+        GL, HL = jnp.cumsum(G, axis=-1)[..., :-1], jnp.cumsum(H, axis=-1)[..., :-1]  # bins ≤ b go left
+        # Right sums accumulate from the right (never total − left, which cancels in float32).
+        GR, HR = (jnp.flip(jnp.cumsum(jnp.flip(A, -1), -1), -1)[..., 1:] for A in (G, H))
+        Gt, Ht = G.sum(-1, keepdims=True), H.sum(-1, keepdims=True)
+        gain = GL ** 2 / (HL + l2) + GR ** 2 / (HR + l2) - Gt ** 2 / (Ht + l2)
+        gain = jnp.where((HL >= min_child_weight) & (HR >= min_child_weight), gain, 0.0)  # (m, d, B − 1)
+        if allowed is not None:
+            gain = jnp.where(allowed[level, :m, :, None], gain, -jnp.inf)
+        if oblivious:
+            best = jnp.argmax(jnp.sum(gain, axis=0).reshape(-1))
+            f_idx = jnp.full((width,), best // (n_bins - 1))
+            t_idx = jnp.full((width,), best % (n_bins - 1))
+        else:
+            flat = gain.reshape(m, -1)
+            best = jnp.argmax(flat, axis=1)
+            split = jnp.take_along_axis(flat, best[:, None], axis=1)[:, 0] > 0
+            f_idx = jnp.zeros((width,), jnp.int32).at[:m].set(best // (n_bins - 1))
+            t_idx = jnp.full((width,), n_bins - 1).at[:m].set(jnp.where(split, best % (n_bins - 1), n_bins - 1))
+        feats.append(f_idx)
+        thrs.append(t_idx)
+        node = node + _goes_right(b.bins, f_idx, t_idx, node) * m
+    return jnp.stack(feats).astype(jnp.int32), jnp.stack(thrs).astype(jnp.int32), node
+
+
+def _goes_right(bins: Array, feature: Array, threshold: Array, node: Array) -> Array:
+    f = feature[node]
+    return (jnp.take_along_axis(bins, f[:, None], axis=1)[:, 0] > threshold[node]).astype(jnp.int32)
+
+
+def _predict_sum(params: TreeParams, X: Array) -> Array:
+    """``base + Σ_trees leaf[leaf of x]``."""
+    bins = bin_features(params.edges, X)
+    D = params.feature.shape[1]
+
+    def one(f, t):
+        feature, threshold, leaf = t
+        node = jnp.zeros((X.shape[0],), jnp.int32)
+        for level in range(D):
+            node = node + _goes_right(bins, feature[level], threshold[level], node) * 2 ** level
+        return f + leaf[node], None
+
+    f, _ = jax.lax.scan(one, jnp.full((X.shape[0],), params.base, X.dtype),
+                        (params.feature, params.threshold, params.leaf))
+    return f
+
+
+def _check_shapes(obj) -> None:
+    if obj.task not in ("regression", "classification"):
+        raise ValueError(f"task must be 'regression' or 'classification', got {obj.task!r}")
+    for name in ("n_trees", "depth", "n_bins"):
+        if not isinstance(getattr(obj, name), int) or getattr(obj, name) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {getattr(obj, name)!r}")
+    if obj.n_bins < 2:
+        raise ValueError(f"n_bins must be at least 2, got {obj.n_bins}")
+
+
 @dataclasses.dataclass(frozen=True)
 class GradientBoostedTrees:
     """Boosted oblivious trees (squared loss for regression, logistic loss for classification).
@@ -81,13 +193,7 @@ class GradientBoostedTrees:
     task: str = "regression"
 
     def __post_init__(self):
-        if self.task not in ("regression", "classification"):
-            raise ValueError(f"task must be 'regression' or 'classification', got {self.task!r}")
-        for name in ("n_trees", "depth", "n_bins"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.n_bins < 2:
-            raise ValueError(f"n_bins must be at least 2, got {self.n_bins}")
+        _check_shapes(self)
 
     def hyper(self) -> dict[str, Array]:
         return {k: jnp.asarray(getattr(self, k), jnp.float32) for k in ("learning_rate", "l2", "min_child_weight")}
@@ -96,78 +202,92 @@ class GradientBoostedTrees:
         check_xyw(X, y, weight)
         hyper = self.hyper() if hyper is None else hyper
         lr, l2, mcw = hyper["learning_rate"], hyper["l2"], hyper["min_child_weight"]
-        n, d = X.shape
-        B, D = self.n_bins, self.depth
-        edges = quantile_edges(X, weight, B)
-        bins = bin_features(edges, X)
-        on_cpu = jax.default_backend() == "cpu"
-        if on_cpu:
-            cell = (jnp.arange(d)[None, :] * B + bins).reshape(-1)  # (n·d,) the (feature, bin) of each value
-        else:
-            onehot = (bins[:, :, None] == jnp.arange(B)[None, None, :]).astype(X.dtype).reshape(n, d * B)
-
-        def histogram(node, g, h, m):
-            """(2, m, d, B) gradient and hessian sums per node, feature and bin."""
-            if on_cpu:
-                index = jnp.repeat(node, d) * (d * B) + cell
-                values = jnp.stack([jnp.repeat(g, d), jnp.repeat(h, d)], axis=1)
-                return jax.ops.segment_sum(values, index, num_segments=m * d * B).T.reshape(2, m, d, B)
-            at = (node[:, None] == jnp.arange(m)[None, :]).astype(X.dtype)
-            return jnp.matmul(jnp.concatenate([at * g[:, None], at * h[:, None]], axis=1).T, onehot,
-                              precision="highest").reshape(2, m, d, B)
-        total = jnp.maximum(jnp.sum(weight), 1e-12)
-        mean = jnp.sum(weight * y) / total
+        edges = quantile_edges(X, weight, self.n_bins)
+        b = _binned(X, edges, self.n_bins)
+        mean = jnp.sum(weight * y) / jnp.maximum(jnp.sum(weight), 1e-12)
         classify = self.task == "classification"
-        base = jnp.log(jnp.clip(mean, 1e-6, 1 - 1e-6)) - jnp.log1p(-jnp.clip(mean, 1e-6, 1 - 1e-6)) if classify else mean
-
-        def grad_hess(f):
-            if classify:
-                p = jax.nn.sigmoid(f)
-                return weight * (p - y), weight * p * (1 - p)
-            return weight * (f - y), weight
+        if classify:
+            mean = jnp.clip(mean, 1e-6, 1 - 1e-6)
+            base = jnp.log(mean) - jnp.log1p(-mean)
+        else:
+            base = mean
 
         def tree(f, _):
-            g, h = grad_hess(f)
-            node = jnp.zeros((n,), jnp.int32)
-            feats, thrs = [], []
-            for level in range(D):
-                m = 2 ** level
-                G, H = histogram(node, g, h, m)
-                GL, HL = jnp.cumsum(G, axis=-1)[..., :-1], jnp.cumsum(H, axis=-1)[..., :-1]  # left = bins ≤ b
-                Gt, Ht = G.sum(-1, keepdims=True), H.sum(-1, keepdims=True)
-                GR, HR = Gt - GL, Ht - HL
-                gain = GL ** 2 / (HL + l2) + GR ** 2 / (HR + l2) - Gt ** 2 / (Ht + l2)
-                ok = (HL >= mcw) & (HR >= mcw)
-                score = jnp.sum(jnp.where(ok, gain, 0.0), axis=0)  # (d, B-1): summed over nodes
-                best = jnp.argmax(score.reshape(-1))
-                f_idx, t_idx = best // (B - 1), best % (B - 1)
-                feats.append(f_idx)
-                thrs.append(t_idx)
-                right = (jnp.take(bins, f_idx, axis=1) > t_idx).astype(jnp.int32)
-                node = node + right * m
-            leaves = 2 ** D
-            Gl = jax.ops.segment_sum(g, node, num_segments=leaves) if on_cpu else \
-                jnp.matmul(g, (node[:, None] == jnp.arange(leaves)[None, :]).astype(X.dtype), precision="highest")
-            Hl = jax.ops.segment_sum(h, node, num_segments=leaves) if on_cpu else \
-                jnp.matmul(h, (node[:, None] == jnp.arange(leaves)[None, :]).astype(X.dtype), precision="highest")
-            leaf = -lr * Gl / (Hl + l2)
-            return f + leaf[node], (jnp.stack(feats).astype(jnp.int32), jnp.stack(thrs).astype(jnp.int32), leaf)
+            if classify:
+                p = jax.nn.sigmoid(f)
+                g, h = weight * (p - y), weight * p * (1 - p)
+            else:
+                g, h = weight * (f - y), weight
+            feature, threshold, node = _grow(b, g, h, self.depth, self.n_bins, l2, mcw)
+            leaves = 2 ** self.depth
+            leaf = -lr * _leaf_sums(b, node, g, leaves) / (_leaf_sums(b, node, h, leaves) + l2)
+            return f + leaf[node], (feature, threshold, leaf)
 
-        f0 = jnp.full((n,), base, X.dtype)
-        _, (feature, threshold, leaf) = jax.lax.scan(tree, f0, None, length=self.n_trees)
+        _, (feature, threshold, leaf) = jax.lax.scan(tree, jnp.full(y.shape, base, X.dtype), None, length=self.n_trees)
         return TreeParams(edges, feature, threshold, leaf, base)
 
     def predict(self, params: TreeParams, X: Array) -> Array:
-        bins = bin_features(params.edges, X)
-        D = params.feature.shape[1]
-
-        def one(f, t):
-            feature, threshold, leaf = t
-            node = jnp.zeros((X.shape[0],), jnp.int32)
-            for level in range(D):
-                node = node + (jnp.take(bins, feature[level], axis=1) > threshold[level]).astype(jnp.int32) * 2 ** level
-            return f + leaf[node], None
-
-        f, _ = jax.lax.scan(one, jnp.full((X.shape[0],), params.base, X.dtype),
-                            (params.feature, params.threshold, params.leaf))
+        f = _predict_sum(params, X)
         return jax.nn.sigmoid(f) if self.task == "classification" else f
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomForest:
+    """Bagged trees, grown level-wise (each node its own split): each tree sees the sample weights times
+    Poisson(1) counts and, at each node, a random subset of ``max_features`` of the features; its leaves are weighted means of ``y`` shrunk
+    towards the tree's mean by ``l2`` units of weight (an empty leaf predicts that mean). The forest
+    averages its trees (for classification the mean of 0/1 labels: a probability).
+
+    Attributes
+    ----------
+    n_trees, depth, n_bins : static shapes.
+    max_features : share of the features offered at each node (static; at least one; 1.0 as
+        scikit-learn's regressor).
+    min_child_weight : as for boosting (sweepable).
+    l2 : leaf shrinkage towards the tree's mean, in units of row weight (sweepable).
+    task : ``"regression"`` or ``"classification"``.
+    """
+
+    n_trees: int = 100
+    depth: int = 10
+    n_bins: int = 64
+    max_features: float = 1.0
+    min_child_weight: float = hyper_field(1.0)
+    l2: float = hyper_field(0.01)
+    task: str = "regression"
+
+    def __post_init__(self):
+        _check_shapes(self)
+        if not 0.0 < self.max_features <= 1.0:
+            raise ValueError(f"max_features must be a share in (0, 1], got {self.max_features!r}")
+
+    def hyper(self) -> dict[str, Array]:
+        return {k: jnp.asarray(getattr(self, k), jnp.float32) for k in ("min_child_weight", "l2")}
+
+    def fit(self, key: PRNGKey, X: Array, y: Array, weight: Array, hyper: Hyper | None = None) -> TreeParams:
+        check_xyw(X, y, weight)
+        hyper = self.hyper() if hyper is None else hyper
+        l2, mcw = hyper["l2"], hyper["min_child_weight"]
+        n, d = X.shape
+        edges = quantile_edges(X, weight, self.n_bins)
+        b = _binned(X, edges, self.n_bins)
+        k = max(1, int(round(self.max_features * d)))
+        leaves = 2 ** self.depth
+
+        def tree(_, key_t):
+            k_w, k_f = jax.random.split(key_t)
+            w = weight * jax.random.poisson(k_w, 1.0, (n,)).astype(X.dtype)
+            ranks = jnp.argsort(jax.random.uniform(k_f, (self.depth, 2 ** (self.depth - 1), d)), axis=-1)
+            allowed = ranks < k  # k random features per node
+            total = jnp.maximum(jnp.sum(w), 1e-12)
+            mean = jnp.sum(w * y) / total
+            feature, threshold, node = _grow(b, -w * (y - mean), w, self.depth, self.n_bins, l2, mcw, allowed,
+                                             oblivious=False)
+            leaf = (_leaf_sums(b, node, w * y, leaves) + l2 * mean) / (_leaf_sums(b, node, w, leaves) + l2)
+            return None, (feature, threshold, leaf / self.n_trees)
+
+        _, (feature, threshold, leaf) = jax.lax.scan(tree, None, jax.random.split(key, self.n_trees))
+        return TreeParams(edges, feature, threshold, leaf, jnp.zeros((), X.dtype))
+
+    def predict(self, params: TreeParams, X: Array) -> Array:
+        return _predict_sum(params, X)
