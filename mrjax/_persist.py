@@ -90,7 +90,8 @@ def describe(arrays: dict[str, np.ndarray]) -> dict:
     return {k: {"shape": list(a.shape), "dtype": str(a.dtype), "sha256": _digest(a)} for k, a in arrays.items()}
 
 
-def _versions() -> dict:
+def versions() -> dict:
+    """The mrjax, JAX, NumPy and Python versions: recorded in saved routers and every results file."""
     import jax
 
     from mrjax import __version__
@@ -100,7 +101,7 @@ def _versions() -> dict:
 
 def write(folder: str, manifest: dict, arrays: dict[str, np.ndarray], data: dict[str, np.ndarray] | None) -> None:
     """Write a router folder's files into ``folder`` (an empty temporary folder swapped in by the caller)."""
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": _versions(),
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(),
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 **manifest, "arrays": describe(arrays), "data": None if data is None else describe(data)}
     np.savez(os.path.join(folder, ARRAYS), **arrays)

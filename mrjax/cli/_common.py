@@ -34,7 +34,7 @@ def run_meta() -> dict:
     """Versions, commit (when run from a checkout), device and command line: recorded in every results file."""
     import jax
 
-    from mrjax import __version__
+    from mrjax._persist import versions
 
     commit = None
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,9 +44,7 @@ def run_meta() -> dict:
                                     timeout=10).stdout.strip() or None
         except (OSError, subprocess.SubprocessError):
             commit = None
-    return {"versions": {"mrjax": __version__, "jax": jax.__version__, "numpy": np.__version__,
-                         "python": sys.version.split()[0]},
-            "commit": commit, "device": str(jax.devices()[0]), "n_devices": jax.device_count(),
+    return {"versions": versions(), "commit": commit, "device": str(jax.devices()[0]), "n_devices": jax.device_count(),
             "n_processes": jax.process_count(),
             "argv": sys.argv[1:]}
 

@@ -213,14 +213,12 @@ def fit(args) -> int:
         if col is not None and col not in frame.columns:
             raise UsageError(f"{args.data}: {name} column {col!r} not in the table; it has {list(frame.columns)[:20]}")
     cols = [str(c) for c in features.columns]
-    table = features.copy()
-    table["__label"], table["__source"] = frame[args.label].to_numpy(), frame[args.source].astype(str).to_numpy()
-    if args.weight:
-        table["__weight"] = frame[args.weight].to_numpy()
+    # The source compared as text: the values the flags name, exactly (a stray "judge " is a third value).
+    table = features.assign(**{args.label: frame[args.label].to_numpy(), args.source: frame[args.source].astype(str)},
+                            **({args.weight: frame[args.weight].to_numpy()} if args.weight else {}))
     try:
-        data = from_dataframe(table.rename(columns={"__label": args.label, "__source": args.source}), cols, args.label,
-                              args.source, gold_value=args.gold_value, preference_value=args.preference_value,
-                              weight_column="__weight" if args.weight else None)
+        data = from_dataframe(table, cols, args.label, args.source, gold_value=args.gold_value,
+                              preference_value=args.preference_value, weight_column=args.weight)
     except ValueError as err:
         raise UsageError(f"{args.data}: {err}") from None
     with warnings.catch_warnings(record=True) as caught:
@@ -356,6 +354,9 @@ def evaluate(args) -> int:
     X = _query_features(router, frame, args.labelled, args.text_column)
     psi = jnp.asarray(np.asarray(router.quality_gain(X)), jnp.float32)
     g = jnp.asarray(gain, jnp.float32)
+    if float(jnp.sum(g)) <= 0:
+        raise Failed(f"{args.labelled}: the primary model is not better on average (total gain {float(jnp.sum(g)):.4g}), "
+                     "so the performance gap recovered is undefined; nothing was written")
     point = evaluate_routing(psi, g)
     W = bootstrap_weights(jax.random.key(args.seed), jnp.ones_like(g), args.replicates)
     draws = jax.jit(jax.vmap(lambda w: evaluate_routing(psi, g, w)))(W)
@@ -365,9 +366,6 @@ def evaluate(args) -> int:
         warnings.simplefilter("ignore", RuntimeWarning)
         lower = {k: np.nanquantile(np.asarray(getattr(draws, k)), a, axis=0) for k in draws._fields}
         upper = {k: np.nanquantile(np.asarray(getattr(draws, k)), 1 - a, axis=0) for k in draws._fields}
-    if float(jnp.sum(g)) <= 0:
-        raise Failed(f"{args.labelled}: the primary model is not better on average (total gain {float(jnp.sum(g)):.4g}), "
-                     "so the performance gap recovered is undefined; nothing was written")
     metrics = {"apgr": [num(point.apgr), num(lower["apgr"]), num(upper["apgr"])]}
     for k, lvl in enumerate(CPT_LEVELS):
         metrics[f"cpt_{int(lvl * 100)}"] = [num(point.cpt[k]), num(lower["cpt"][k]), num(upper["cpt"][k])]

@@ -121,14 +121,10 @@ def _rows(cid: str, settings: dict, axes: list[str], result, normalize):
 
 
 def _write_cell(out: str, cid: str, frame) -> None:
-    """Write a cell's rows whole or not at all: a temporary name, then a rename."""
+    """Write a cell's rows whole or not at all (``write_table``: a temporary name, then a rename)."""
     from mrjax.data._tables import write_table
 
-    ext = "parquet" if _has_parquet() else "csv"
-    final = os.path.join(out, CELL_FILE.format(cid, ext))
-    tmp = os.path.join(out, "cells", f".tmp-{cid}.{ext}")
-    write_table(frame, tmp)
-    os.replace(tmp, final)
+    write_table(frame, os.path.join(out, CELL_FILE.format(cid, "parquet" if _has_parquet() else "csv")))
 
 
 def _has_parquet() -> bool:
@@ -276,8 +272,8 @@ def _prepare(out: str, manifest: dict, overwrite: bool) -> None:
                                  "--overwrite to replace it")
             shutil.rmtree(out)
     os.makedirs(os.path.join(out, "cells"), exist_ok=True)
-    for tmp in glob.glob(os.path.join(out, "cells", ".tmp-*")):
-        os.remove(tmp)  # a cell interrupted while being written: it will be redone
+    for tmp in glob.glob(os.path.join(out, "cells", ".*")):
+        os.remove(tmp)  # a cell interrupted while being written (a temporary name): it will be redone
     with open(path, "w") as f:
         json.dump({**manifest, "complete": False}, f, indent=2, default=str)
 
