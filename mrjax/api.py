@@ -24,14 +24,26 @@ from mrjax.inference._bootstrap import (
 )
 from mrjax.inference._value import policy_value_draws
 from mrjax._hyper import structure
+from mrjax.learners._auto import CLASSIFIERS, REGRESSORS, Auto, named
 from mrjax.learners._base import Learner
-from mrjax.learners._linear import Logistic, RandomFeatureRidge
+from mrjax.learners._linear import RandomFeatureRidge
 from mrjax.router._cv import CrossValidatedWeight
 from mrjax.router._fit import RouterConfig, fit_router, predict_quality, predict_router_bias
 from mrjax.router._presets import CV_SUFFIXES, preset
 from mrjax.router._protocol import RouterHyper
 from mrjax.router._rule import route as _route
 from mrjax.router._tradeoff import Calibration, breakpoints, calibrate_budget, calibrate_share, tradeoff_curve
+
+def _learner_name(learner, used: dict) -> str:
+    """A learner's class name; for ``Auto``, ``"Auto → <chosen>"``."""
+    if isinstance(learner, Auto) and "choice" in used:
+        return f"Auto → {type(learner.candidates[int(np.asarray(used['choice']))]).__name__}"
+    return type(learner).__name__
+
+
+def _losses(learner, used: dict) -> str:
+    return ", ".join(f"{type(c).__name__} {float(v):.4g}" for c, v in zip(learner.candidates, np.asarray(used["cv_loss"])))
+
 
 _fit_jit = jax.jit(fit_router, static_argnames=("config",))
 _replicates_jit = jax.jit(bootstrap_fits, static_argnames=("config", "chunk", "retune"))
@@ -96,10 +108,14 @@ class MetaRouter:
     cate : the bias learner, ``"r"``, ``"dr"``, ``"x"``, ``"t"``, ``"s"`` (``cate.CATE_LEARNERS``) or
         a CATE learner value such as ``DRLearner(outcome=…)``; ``None`` (default) keeps the method's
         own (``"meta"`` is the R-learner, ``"meta_dr"`` the DR-learner).
-    learner : regressor used for the outcome models, the bias and ψ̂
-        (random-feature ridge by default).
-    propensity : classifier for ``P(gold | x)``, ``"logistic"``, or ``"known"`` when the gold rows
-        were drawn at random (then the gold share ``n / (n + m)`` is used).
+    learner : regressor used for the outcome models, the bias and ψ̂: a learner value or a name,
+        ``"rff"`` (random-feature ridge, the default), ``"relevance"`` (the same with a length-scale per
+        feature), ``"gbt"`` (boosted trees), ``"forest"``, ``"ridge"`` (linear), or ``"auto"``: each of
+        those models picks among rff, relevance and gbt by cross-validated loss on its own rows (ψ̂ on
+        held-out gold rows), inside the compiled program; ``summary()`` reports the choices.
+    propensity : classifier for ``P(gold | x)``: a learner value, ``"logistic"`` (default), ``"gbt"``,
+        ``"forest"``, ``"auto"`` (logistic or gbt by cross-validated log-loss), or ``"known"`` when the
+        gold rows were drawn at random (then the gold share ``n / (n + m)`` is used).
     n_folds : cross-fitting folds (0: in-sample nuisances).
     scale : ``"variance"`` (default), ``"magnitude"``, ``"wasserstein"`` or ``"none"``.
     preference_weight : λ, the weight of the debiased preference rows, or ``"cv"`` to choose
@@ -201,15 +217,19 @@ class MetaRouter:
 
     def _build(self) -> None:
         """The static configuration and the array hyper-parameters from the constructor's arguments."""
-        learner = RandomFeatureRidge() if self.learner is None else self.learner
-        if self.learner is not None and getattr(self.learner, "task", None) != "regression":
-            raise ValueError(f"learner must be a regressor (task 'regression'), got {self.learner!r}")
+        learner = self.learner
+        if isinstance(learner, str):
+            learner = named(choice("learner", learner, REGRESSORS))
+        elif learner is None:
+            learner = RandomFeatureRidge()
+        elif getattr(learner, "task", None) != "regression":
+            raise ValueError(f"learner must be a regressor (task 'regression') or one of {REGRESSORS}, got {learner!r}")
         propensity = self.propensity
         if isinstance(propensity, str):
-            choice("propensity", propensity, ("logistic", "known"))
-            propensity = Logistic() if propensity == "logistic" else None
+            choice("propensity", propensity, CLASSIFIERS + ("known",))
+            propensity = None if propensity == "known" else named(propensity, "classification")
         elif getattr(propensity, "task", None) != "classification":
-            raise ValueError(f"propensity must be a classifier, 'logistic' or 'known', got {propensity!r}")
+            raise ValueError(f"propensity must be a classifier, 'known' or one of {CLASSIFIERS}, got {propensity!r}")
         n_folds = integer("n_folds", self.n_folds, 0)
         clip = tuple(self.propensity_clip) if np.ndim(self.propensity_clip) == 1 else ()
         if len(clip) != 2:
@@ -237,7 +257,8 @@ class MetaRouter:
             method = method.with_cate(cate)
         if cv_mode is not None and not hasattr(method, "select_weight"):
             method = CrossValidatedWeight(method, criterion=CV_SUFFIXES[cv_mode])
-        method = method.with_learners(outcome=learner, effect=self.learner, propensity=propensity, n_folds=n_folds)
+        method = method.with_learners(outcome=learner, effect=None if self.learner in (None, "rff") else learner,
+                                      propensity=propensity, n_folds=n_folds)
         config = RouterConfig(method=method, quality_learner=learner, scale=self.scale, standardize=self.standardize)
         cate_hyper = method.hyper()
         if method.estimates_bias:
@@ -529,8 +550,17 @@ class MetaRouter:
             "scale constant": float(info.scale_constant),
             "scale degenerate": bool(info.scale_degenerate),
             "preference weight λ": float(info.preference_weight),
+            "quality learner": _learner_name(self.config.quality_learner, info.quality_hyper),
             "quality penalty": float(np.asarray(info.quality_hyper.get("penalty", np.nan))),
         }
+        if isinstance(self.config.quality_learner, Auto):
+            rows["quality cv losses"] = _losses(self.config.quality_learner, info.quality_hyper)
+        cate = getattr(inner, "cate", None)
+        for part in ("outcome", "effect"):  # the bias learner's models that chose a candidate (cross-fitted: per model)
+            used = getattr(info.cate, f"{part}_hyper", ()) if getattr(inner, "estimates_bias", False) else ()
+            learner = getattr(cate, part, None)
+            if isinstance(learner, Auto) and used:
+                rows[f"{part} learners"] = ", ".join(_learner_name(learner, h) for h in used)
         if getattr(inner, "estimates_bias", False):
             p = info.cate.propensity
             ess = np.asarray(p.ess) if np.size(p.ess) else np.full(2, np.nan)

@@ -21,13 +21,13 @@ from mrjax._checks import finite, unit_interval
 from mrjax._output import check_destination, results_folder
 from mrjax.cli._common import Failed, UsageError, num, run_meta
 
-LEARNERS = ("rff", "ridge", "gbt")  # --learner: random-feature (RBF) ridge, the default; linear ridge; boosted trees
 STANDARDIZE = {"features": True, "common": "common", "none": False}
 
 
 def _router_options(p) -> None:
     """Every ``MetaRouter`` option as a flag (defaults are the facade's)."""
     from mrjax.cate._kinds import CATE_LEARNERS
+    from mrjax.learners._auto import CLASSIFIERS, REGRESSORS
     from mrjax.data._scale import SCALE_METHODS
     from mrjax.router._presets import PRESETS
 
@@ -36,11 +36,13 @@ def _router_options(p) -> None:
                    help="router method: meta (default), a baseline (golden, preference, pooled, mean_shift) or any "
                         "router.PRESETS name")
     g.add_argument("--cate", choices=sorted(CATE_LEARNERS), help="bias learner of the Meta-Router (default: r)")
-    g.add_argument("--learner", choices=LEARNERS, default="rff",
+    g.add_argument("--learner", choices=REGRESSORS, default="rff",
                    help="regressor for the outcome models, the bias and ψ̂: rff (random-feature RBF ridge, default), "
-                        "ridge (linear) or gbt (gradient-boosted trees)")
-    g.add_argument("--propensity", choices=("logistic", "known"), default="logistic",
-                   help="P(gold | x): logistic, or known when the gold rows were drawn at random")
+                        "relevance (the same with a length-scale per feature), gbt (boosted trees), forest, ridge "
+                        "(linear), or auto (each model picks rff, relevance or gbt by cross-validated loss)")
+    g.add_argument("--propensity", choices=CLASSIFIERS + ("known",), default="logistic",
+                   help="P(gold | x): logistic, gbt, forest, auto (logistic or gbt by cross-validated log-loss), or "
+                        "known when the gold rows were drawn at random")
     g.add_argument("--n-folds", type=int, default=5, help="cross-fitting folds (0: in-sample nuisances)")
     g.add_argument("--scale", choices=SCALE_METHODS, default="variance", help="preference-label scale normalisation")
     g.add_argument("--preference-weight", default="1.0",
@@ -158,9 +160,6 @@ def _embedded(frame, path, column):
 
 
 def _router_args(args) -> dict:
-    from mrjax.learners._linear import RandomFeatureRidge, Ridge
-    from mrjax.learners._trees import GradientBoostedTrees
-
     try:
         clip = tuple(float(v) for v in args.propensity_clip.split(","))
     except ValueError:
@@ -171,7 +170,7 @@ def _router_args(args) -> dict:
             lam = float(lam)
         except ValueError:
             raise UsageError(f"--preference-weight must be a number, cv or cv_routing, got {lam!r}") from None
-    return dict(method=args.method, cate=args.cate, learner={"rff": RandomFeatureRidge, "ridge": Ridge, "gbt": GradientBoostedTrees}[args.learner](),
+    return dict(method=args.method, cate=args.cate, learner=args.learner,
                 propensity=args.propensity, n_folds=args.n_folds, scale=args.scale, preference_weight=lam,
                 propensity_clip=clip, bias_clip=args.bias_clip, standardize=STANDARDIZE[args.standardize],
                 seed=args.seed, trim=args.trim, progress=not args.quiet)

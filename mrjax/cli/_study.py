@@ -106,6 +106,9 @@ def study_options() -> list[Option]:
             continue
         default = getattr(study, f.name)
         kind = str if default is None else _kind(default)
+        if f.name == "learner":
+            from mrjax.learners._auto import REGRESSORS
+            kind = REGRESSORS
         opts.append(Option(STUDY_RENAMES.get(f.name, f.name), kind, default, "study", helps.get(f.name, ""), f.name))
     for f in dataclasses.fields(SimulationConfig):
         default = getattr(sim, f.name)

@@ -40,7 +40,10 @@ def check_xyw(X: Array, y: Array, weight: Array) -> None:
 
 
 def used_hyper(hyper: dict, params: Any) -> dict:
-    """``hyper`` with the penalty a fit actually used (its selected one), where the fit reports one."""
+    """``hyper`` with what a fit chose for itself (a selected penalty, learned length-scales, a chosen
+    candidate), so that a refit with it holds that tuning fixed."""
+    if hasattr(params, "used"):
+        return params.used(hyper)
     if "penalty" in hyper and hasattr(params, "penalty"):
         return {**hyper, "penalty": params.penalty}
     return hyper

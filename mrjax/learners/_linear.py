@@ -47,11 +47,14 @@ def _solve_psd(G: Array, b: Array, penalty: Array) -> Array:
     """Solve ``(G + penalty·P) β = b`` (P: identity except the intercept) by Cholesky.
 
     A jitter of 1e-6 of the mean diagonal keeps a rank-deficient unpenalised system
-    solvable; it is far below the float32 resolution of any well-posed problem.
+    solvable; it is far below the float32 resolution of any well-posed problem. Where the spectrum is
+    concentrated (nearly collinear features) Cholesky's rounding error is about ``eps · λ_max ≤ eps · tr``,
+    so the jitter is at least ``eps · tr(A)``: a smaller penalty is lost to rounding anyway.
     """
     p = G.shape[0]
     A = G + jnp.diag(_penalty_diag(p, penalty, G.dtype))
-    A = A + (1e-6 * jnp.trace(A) / p + 1e-12) * jnp.eye(p, dtype=G.dtype)
+    eps = float(jnp.finfo(G.dtype).eps)
+    A = A + (max(1e-6 / p, eps) * jnp.trace(A) + 1e-12) * jnp.eye(p, dtype=G.dtype)
     return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(A, lower=True), b)
 
 

@@ -1,6 +1,6 @@
 """A small multilayer perceptron (flax) trained with optax in a ``lax.scan`` loop.
 
-This is the only module that talks to flax and to optax's training loop.
+flax lives here only; optax also drives the relevance kernel's length-scale search (``_relevance``).
 """
 from __future__ import annotations
 

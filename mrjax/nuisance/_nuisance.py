@@ -9,7 +9,7 @@ from mrjax._typing import Array, Hyper, PRNGKey
 from mrjax.data._dataset import Dataset
 from mrjax.data._folds import Folds
 from mrjax.learners._base import Learner
-from mrjax.nuisance._crossfit import crossfit_predict
+from mrjax.learners._crossfit import crossfit_predict
 
 
 class PropensityInfo(NamedTuple):

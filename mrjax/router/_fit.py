@@ -18,6 +18,7 @@ from mrjax.cate._base import count_nonfinite, fit_keys
 from mrjax.data._dataset import Dataset, Standardizer, check_standardize, standardize
 from mrjax.data._preprocess import preprocess
 from mrjax.data._scale import SCALE_METHODS, ScaleMethod
+from mrjax.learners._auto import Auto
 from mrjax.learners._base import Learner, used_hyper
 from mrjax.learners._linear import RandomFeatureRidge
 from mrjax.router._meta import Meta
@@ -152,7 +153,10 @@ def fit_router(
     target, weight = out.target, out.weight
     n_nonfinite = jnp.sum(~jnp.isfinite(target) & (weight > 0))
     target = jnp.where(weight > 0, target, 0.0)
-    quality = config.quality_learner.fit(k_q, X, target, weight, hyper.quality)
+    if isinstance(config.quality_learner, Auto):  # ψ̂'s candidates are scored on held-out gold rows
+        quality = config.quality_learner.fit(k_q, X, target, weight, hyper.quality, score_weight=prep.data.is_gold)
+    else:
+        quality = config.quality_learner.fit(k_q, X, target, weight, hyper.quality)
     nonfinite = {"features": count_nonfinite(X), "scale": count_nonfinite(c), "targets": n_nonfinite.astype(jnp.int32),
                  "quality": sum(count_nonfinite(leaf) for leaf in jax.tree_util.tree_leaves(quality)
                                 if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating))}
@@ -167,6 +171,9 @@ def _fix(obj):
     """``obj`` with every penalty-selecting learner inside it replaced by its fixed-penalty copy."""
     if getattr(obj, "penalty_grid", None) is not None:
         return dataclasses.replace(obj, penalty_grid=None)
+    if isinstance(obj, tuple):  # Auto's candidates
+        fixed = tuple(_fix(o) for o in obj)
+        return obj if all(a is b for a, b in zip(fixed, obj)) else fixed
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         changes = {f.name: _fix(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
         changes = {k: v for k, v in changes.items() if v is not getattr(obj, k)}

@@ -17,11 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from mrjax._checks import finite, integer, unit_interval
+from mrjax._checks import choice, finite, integer, unit_interval
 from mrjax._hyper import hyper_field, structure
 from mrjax._typing import Array, PRNGKey
 from mrjax.data._dataset import Dataset, check_standardize
 from mrjax.data._simulate import SimulationConfig, simulate
+from mrjax.learners._auto import REGRESSORS, named
 from mrjax.learners._linear import RandomFeatureRidge
 from mrjax.router._fit import RouterConfig, default_hyper, fit_router, predict_quality
 from mrjax.router._presets import PRESETS
@@ -48,7 +49,10 @@ class StudyConfig:
         ``*_cv_routing`` variants (not in the default set: they refit the pipeline per fold
         and λ) choose λ per run by cross-validation on the gold rows.
     simulation : SimulationConfig of the data-generating design.
-    n_features_rff : random features of every learner.
+    n_features_rff : random features of every random-feature learner.
+    learner : the regressor of every model (outcome, bias, ψ̂), a name from ``learners.REGRESSORS``:
+        ``"rff"`` (default; random-feature ridge whose Gram matrix the methods of a run share),
+        ``"relevance"``, ``"gbt"``, ``"forest"``, ``"ridge"`` or ``"auto"``.
     n_components : principal components of the embeddings (real-data studies only).
     standardize : feature standardisation of every method (``RouterConfig.standardize``):
         ``True`` per feature, ``"common"`` one common scale (relative scales kept).
@@ -85,6 +89,7 @@ class StudyConfig:
     bootstrap_method: str | None = None
     bootstrap_level: float = 0.95
     preference_weight: float = hyper_field(1.0)
+    learner: str = "rff"
 
     def __post_init__(self):
         if isinstance(self.methods, str):
@@ -119,14 +124,21 @@ class StudyConfig:
         if self.n_folds and self.n_gold < self.n_folds:
             raise ValueError(f"n_gold ({self.n_gold}) must be at least n_folds ({self.n_folds}): every fold needs "
                              "gold rows to cross-fit")
+        choice("learner", self.learner, REGRESSORS)
         self.router_configs()  # every method value built once, so a bad combination fails here, not in a trace
 
     def router_configs(self) -> list[RouterConfig]:
         # Cross-fitted nuisances build their all-rows Gram as the baselines' fits do, so the
         # compiled study computes it, and its eigendecomposition, once per run for all methods.
-        learner = dataclasses.replace(RandomFeatureRidge(n_features=self.n_features_rff), _direct_moments=True)
+        if self.learner == "rff":
+            learner, effect = dataclasses.replace(RandomFeatureRidge(n_features=self.n_features_rff), _direct_moments=True), {}
+        else:
+            learner = named(self.learner)
+            if hasattr(learner, "n_features"):
+                learner = dataclasses.replace(learner, n_features=self.n_features_rff)
+            effect = {"effect": learner}
         return [
-            RouterConfig(method=method.with_learners(outcome=learner, n_folds=self.n_folds),
+            RouterConfig(method=method.with_learners(outcome=learner, n_folds=self.n_folds, **effect),
                          quality_learner=learner, standardize=self.standardize)
             for method in self.method_values()
         ]

@@ -1,0 +1,200 @@
+"""mrjax's regressors against scikit-learn's on the same rows: test RMSE (paired over seeds, with standard
+errors) and steady-state fit time.
+
+Tasks: Friedman #1–3 (``make_friedman1/2/3``, noise sd 1 / 125 / 0.1, n = 1k and 10k, RMSE against the
+noise-free function on 2,000 test rows); the paper-like, selection-on-features and heteroscedastic
+simulators' Golden-only (gold rows, gold labels) and All-Golden (every row with a gold label) regressions
+at 100 and 1k gold rows (RMSE against the true ψ on 500 test queries); RouteLLM MMLU / GSM8K gold gains
+(1,000 training prompts, 50 principal components of the MiniLM embeddings, RMSE against 2,000 held-out
+prompts' gold gains — label noise included, so only differences between learners mean anything).
+
+Learners: mrjax ``rff`` (random-feature ridge, the default), ``relevance`` (ARD), ``gbt``, ``forest``,
+``auto``; scikit-learn ``RandomForestRegressor`` with the Meta-Router authors' settings (100 trees, depth
+20, ``max_features="sqrt"``) and ``HistGradientBoostingRegressor`` (defaults). Features are standardised
+on the training rows for every learner (trees do not care). Each mrjax learner is compiled once per shape;
+its time is the mean over the seeds after the first (steady state), the first seed's time less that is
+reported as compile time.
+
+    python benchmarks/bench_learners.py [--seeds 5] [--only friedman,sim,routellm] [--speed]
+        [--data-dir ../shared/data/routellm-evals] [--out benchmarks/results/bench_learners.json]
+
+``--speed`` adds the boosted-tree fit on 10k gold + 390k preference rows (d = 50) of the paper-like
+simulator (steady state). Needs the ``[bench]`` extra (scikit-learn).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _meta import run_meta, write_result  # noqa: E402
+
+from mrjax.learners._auto import named
+
+MRJAX = ("rff", "relevance", "gbt", "forest", "auto")
+SKLEARN = ("sk_rf", "sk_hgb")
+
+
+def _sk(name):
+    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+
+    if name == "sk_rf":
+        return RandomForestRegressor(n_estimators=100, max_depth=20, max_features="sqrt", n_jobs=-1, random_state=0)
+    return HistGradientBoostingRegressor(random_state=0)
+
+
+def friedman_task(which, n, seed):
+    from sklearn import datasets
+
+    make = getattr(datasets, f"make_friedman{which}")
+    noise = {1: 1.0, 2: 125.0, 3: 0.1}[which]
+    X, y = make(n_samples=n, noise=noise, random_state=seed)
+    Xt, ft = make(n_samples=2000, noise=0.0, random_state=10_000 + seed)
+    return X, y, Xt, ft
+
+
+def sim_task(kind, regression, n_gold, seed):
+    from mrjax.data import heteroscedastic, paper_like, selection_on_features
+
+    make = {"paper_like": paper_like, "selection": selection_on_features, "heteroscedastic": heteroscedastic}[kind]
+    s = make(jax.random.key(seed), n_gold=n_gold, n_preference=3900)
+    X = np.asarray(s.data.features, np.float64)
+    if regression == "golden":
+        g = np.asarray(s.data.is_gold) == 1
+        X, y = X[g], np.asarray(s.data.label, np.float64)[g]
+    else:  # all_golden: a gold label on every row
+        y = np.asarray(s.gold_label, np.float64)
+    return X, y, np.asarray(s.test_features, np.float64), np.asarray(s.test_truth.quality_gain, np.float64)
+
+
+def routellm_task(pool, n_train, seed):
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(pool.embedding.shape[0])
+    test, train = perm[:2000], perm[2000: 2000 + n_train]
+    E = pool.embedding.astype(np.float64)
+    mean = E[train].mean(0)
+    V = np.linalg.eigh(np.cov((E[train] - mean).T))[1][:, ::-1][:, :50]
+    return (E[train] - mean) @ V, pool.gold_gain[train].astype(np.float64), (E[test] - mean) @ V, pool.gold_gain[test].astype(np.float64)
+
+
+_FITS = {}
+
+
+def _mrjax_fit_predict(name):
+    """One jitted fit-and-predict per learner (compiled once per shape)."""
+    if name not in _FITS:
+        learner = named(name)
+
+        def run(key, X, y, Xt):
+            return learner.predict(learner.fit(key, X, y, jnp.ones_like(y)), Xt)
+
+        _FITS[name] = jax.jit(run)
+    return _FITS[name]
+
+
+def run_task(label, make, seeds, learners):
+    """Every learner on ``make(seed)`` for each seed: RMSE per seed and seconds per fit."""
+    out = {name: {"rmse": [], "seconds": []} for name in learners}
+    for seed in seeds:
+        X, y, Xt, ft = make(seed)
+        mu, sd = X.mean(0), X.std(0) + 1e-12
+        Xs, Xts = (X - mu) / sd, (Xt - mu) / sd
+        for name in learners:
+            t0 = time.perf_counter()
+            if name in SKLEARN:
+                pred = _sk(name).fit(Xs, y).predict(Xts)
+            else:
+                pred = np.asarray(_mrjax_fit_predict(name)(jax.random.key(seed), jnp.asarray(Xs, jnp.float32),
+                                                           jnp.asarray(y, jnp.float32), jnp.asarray(Xts, jnp.float32)))
+            out[name]["seconds"].append(time.perf_counter() - t0)
+            out[name]["rmse"].append(float(np.sqrt(np.mean((pred - ft) ** 2))))
+    summary = {}
+    best_sk = min(SKLEARN, key=lambda k: np.mean(out[k]["rmse"])) if all(k in out for k in SKLEARN) else None
+    for name, r in out.items():
+        rm = np.asarray(r["rmse"])
+        sec = np.asarray(r["seconds"])
+        s = {"rmse": rm.tolist(), "mean": float(rm.mean()), "se": float(rm.std(ddof=1) / np.sqrt(len(rm))) if len(rm) > 1 else None,
+             "seconds": sec.tolist(), "steady_s": float(sec[1:].mean() if len(sec) > 1 else sec[0])}
+        if name not in SKLEARN:
+            s["compile_s"] = float(sec[0] - s["steady_s"])
+        if best_sk is not None:
+            ratio = rm / np.asarray(out[best_sk]["rmse"])
+            s["ratio_to_best_sklearn"] = float(ratio.mean())
+            s["ratio_se"] = float(ratio.std(ddof=1) / np.sqrt(len(ratio))) if len(ratio) > 1 else None
+        summary[name] = s
+    row = {"task": label, "best_sklearn": best_sk, "learners": summary}
+    best = min((n for n in summary if n not in SKLEARN), key=lambda n: summary[n]["mean"])
+    row["best_mrjax"] = best
+    print(f"{label:38s} " + " ".join(f"{n}={summary[n]['mean']:.3f}" for n in summary)
+          + (f"  best mrjax {best} ×{summary[best]['ratio_to_best_sklearn']:.3f} of {best_sk}" if best_sk else ""), flush=True)
+    return row
+
+
+def speed(seeds):
+    """Boosted-tree fit at 10k gold + 390k preference rows (the paper-like simulator, d = 50)."""
+    from mrjax.data import paper_like
+
+    s = paper_like(jax.random.key(0), n_gold=10_000, n_preference=390_000, n_test=10)
+    X, y = s.data.features, s.data.label
+    learner = named("gbt")
+    fit = jax.jit(lambda k, X, y, w: learner.fit(k, X, y, w))
+    times = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        jax.block_until_ready(fit(jax.random.key(seed), X, y, jnp.ones_like(y)))
+        times.append(time.perf_counter() - t0)
+    print(f"gbt fit at {X.shape[0]:,} × {X.shape[1]}: first {times[0]:.1f} s, steady {np.mean(times[1:]):.1f} s", flush=True)
+    return {"rows": int(X.shape[0]), "features": int(X.shape[1]), "first_s": times[0], "steady_s": float(np.mean(times[1:]))}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--only", default="friedman,sim,routellm")
+    p.add_argument("--learners", default=",".join(MRJAX + SKLEARN))
+    p.add_argument("--speed", action="store_true")
+    p.add_argument("--data-dir", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "routellm-evals"))
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_learners.json"))
+    a = p.parse_args(argv)
+    seeds = list(range(a.seeds))
+    learners = tuple(a.learners.split(","))
+    only = set(a.only.split(","))
+    result = {"meta": run_meta(), "config": {"seeds": a.seeds, "learners": learners}, "tasks": []}
+
+    def save():
+        write_result(a.out, result)
+
+    if "friedman" in only:
+        for which in (1, 2, 3):
+            for n in (1000, 10_000):
+                result["tasks"].append(run_task(f"Friedman #{which}, n = {n:,}", lambda s, w=which, n=n: friedman_task(w, n, s), seeds, learners))
+                save()
+    if "sim" in only:
+        for kind in ("paper_like", "selection", "heteroscedastic"):
+            for regression in ("golden", "all_golden"):
+                for n_gold in (100, 1000):
+                    label = f"{kind} {regression.replace('_', '-')}, {n_gold:,} gold"
+                    result["tasks"].append(run_task(label, lambda s, k=kind, r=regression, g=n_gold: sim_task(k, r, g, s), seeds, learners))
+                    save()
+    if "routellm" in only:
+        from mrjax.data import load_routellm
+
+        for bench in ("mmlu", "gsm8k"):
+            pool = load_routellm(a.data_dir, bench)
+            result["tasks"].append(run_task(f"RouteLLM {bench.upper()} gold gain, 1,000 prompts",
+                                            lambda s, pool=pool: routellm_task(pool, 1000, s), seeds, learners))
+            save()
+    if a.speed:
+        result["speed"] = speed(seeds[:3] if len(seeds) >= 3 else [0, 1])
+        save()
+    return result
+
+
+if __name__ == "__main__":
+    main()
