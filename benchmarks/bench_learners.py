@@ -165,7 +165,7 @@ def main(argv=None):
     seeds = list(range(a.seeds))
     learners = tuple(a.learners.split(","))
     only = set(a.only.split(","))
-    result = {"meta": run_meta(), "config": {"seeds": a.seeds, "learners": learners}, "tasks": []}
+    result = {"benchmark": "bench_learners", "meta": run_meta(), "config": {"seeds": a.seeds, "learners": learners}, "tasks": []}
 
     def save():
         write_result(a.out, result)

@@ -95,6 +95,8 @@ def main(argv=None):
     p.add_argument("--rf-methods", default=",".join(RF_METHODS),
                    help=f"comma-separated subset of {','.join(RF_METHODS)}")
     p.add_argument("--peer-cache", default=None, help="NPZ of per-run peer ψ̂ and seconds, read and extended")
+    p.add_argument("--learner", default="rff", help="StudyConfig.learner: the regressor of every mrjax model")
+    p.add_argument("--n-gold", type=int, default=StudyConfig().n_gold)
     p.add_argument("--study-runs", type=int, default=200,
                    help="also time mrjax's whole study of this many runs (fresh compile; 0: skip) against "
                         "the RF pipeline's measured per-run time times this many runs")
@@ -103,7 +105,7 @@ def main(argv=None):
     if unknown := sorted(set(rf_methods) - set(RF_METHODS)):
         p.error(f"--rf-methods: unknown {unknown}; choose from {list(RF_METHODS)}")
     key = jax.random.key(0)
-    config = StudyConfig(n_runs=args.runs, batch_size=min(args.runs, 50))
+    config = StudyConfig(n_runs=args.runs, batch_size=min(args.runs, 50), learner=args.learner, n_gold=args.n_gold)
     run_fn, pool = None, None
     if args.data != "simulator":
         pool = load_routellm(args.data_dir, args.data.split("-", 1)[1])
@@ -129,7 +131,8 @@ def main(argv=None):
     rmse = {p_: [] for p_ in peers}
     seconds = {p_: 0.0 for p_ in peers}
     rnd, orc = [], []
-    cache = _load_cache(args.peer_cache, args.data)
+    tag = args.data if args.n_gold == StudyConfig().n_gold else f"{args.data}:gold{args.n_gold}"  # what the cache holds
+    cache = _load_cache(args.peer_cache, tag)
     for r, k in enumerate(run_keys(key, args.runs)):
         X, t, o, Xt, truth, gold_label, k_rand = simulator_split(k, config) if pool is None else pool_split(k, pool, config)
         cached = len(cache)
@@ -152,7 +155,7 @@ def main(argv=None):
         c = run_curves(k_rand, jnp.zeros((1, config.n_test)), jnp.asarray(truth), jnp.asarray(USAGE_GRID, jnp.float32))
         rnd.append(np.asarray(c.random)); orc.append(float(c.oracle))
         if len(cache) > cached:  # this run fitted something new
-            _save_cache(args.peer_cache, args.data, cache)
+            _save_cache(args.peer_cache, tag, cache)
         print(f"\rrun {r + 1}/{args.runs}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     np.testing.assert_allclose(np.stack(rnd), res.random, atol=1e-3)  # same runs (to float32 fusion noise), same random router
@@ -164,7 +167,7 @@ def main(argv=None):
     # the comparisons the accuracy targets ask for, on identical runs.
     area = dict(zip([f"mrjax:{m}" for m in res.methods], per_run_area(res.efficiency, res.random).T))
     area.update(zip(peers, per_run_area(E, np.stack(rnd)).T))
-    refs = [p_ for p_ in ("mrjax:pooled", "mrjax:golden", "rf:meta_r", "rf:meta_dr") if p_ in area]
+    refs = [p_ for p_ in ("mrjax:pooled", "mrjax:golden", "rf:golden", "rf:meta_r", "rf:meta_dr") if p_ in area]
     paired = paired_differences(area, [(f"mrjax:{m}", b) for m in res.methods if m.startswith("meta") for b in refs])
     rf_total = sum(v for k_, v in seconds.items() if k_.startswith("rf:"))
     study_seconds = None
@@ -175,7 +178,8 @@ def main(argv=None):
         _compiled.cache_clear()
         big_fn = None if pool is None else (lambda k: pool_run(k, E, GL, PL, big))
         study_seconds = run_study(jax.random.key(1), big, run_fn=big_fn, progress=False).seconds
-    summary = {"benchmark": "bench_peers", "meta": run_meta(), "data": args.data, "runs": args.runs, "mrjax_seconds_incl_compile": mrjax_total,
+    summary = {"benchmark": "bench_peers", "meta": run_meta(), "data": args.data, "runs": args.runs,
+               "learner": args.learner, "n_gold": args.n_gold, "mrjax_seconds_incl_compile": mrjax_total,
                "mrjax_seconds_steady": mrjax_steady, "mrjax_methods": list(res.methods),
                "rf_seconds_total": rf_total, "speedup_incl_compile": rf_total / mrjax_total,
                "speedup_steady": rf_total / mrjax_steady,
@@ -187,7 +191,7 @@ def main(argv=None):
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(summary, f, indent=2)
-    print(f"{args.runs} identical runs of {args.data} on {summary['device']}")
+    print(f"{args.runs} identical runs of {args.data} on {summary['meta']['device']}")
     print(f"mrjax, all {len(res.methods)} methods: {mrjax_total:.1f}s incl. compile, {mrjax_steady:.1f}s steady")
     print(f"RF pipeline, {len(rf_methods)} methods: {rf_total:.1f}s  -> {summary['speedup_incl_compile']:.0f}x (incl. compile), {summary['speedup_steady']:.0f}x (steady)")
     if study_seconds is not None:

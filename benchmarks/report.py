@@ -112,11 +112,44 @@ def render_sweep(result: dict) -> list[str]:
     ]
 
 
+def render_learners(result: dict) -> list[str]:
+    names = list(result["config"]["learners"])
+    seeds = result["config"]["seeds"]
+    lines = [
+        f"`bench_learners.py`: test RMSE, mean over {seeds} seeds (± its standard error), every learner on the same rows; "
+        "mrjax's learners by name (`learners.named`), scikit-learn's `RandomForestRegressor` with the authors' settings "
+        "(`sk_rf`) and `HistGradientBoostingRegressor` (`sk_hgb`). *best / sk*: the best mrjax learner's paired RMSE "
+        "ratio to the better scikit-learn regressor (± se over seeds; below 1 is better).",
+        "",
+        "| task | " + " | ".join(names) + " | best mrjax | best / sk |",
+        "|---|" + "---|" * (len(names) + 2),
+    ]
+    for t in result["tasks"]:
+        L = t["learners"]
+        best = t["best_mrjax"]
+        cells = [f"{L[n]['mean']:.3f} ± {L[n]['se']:.3f}" if L[n].get("se") is not None else f"{L[n]['mean']:.3f}" for n in names]
+        ratio = L[best].get("ratio_to_best_sklearn")
+        se = L[best].get("ratio_se")
+        lines.append(f"| {t['task']} | " + " | ".join(cells) + f" | {best} | "
+                     + ("—" if ratio is None else f"{ratio:.3f}" + ("" if se is None else f" ± {se:.3f}")) + " |")
+    lines += ["", "Steady-state seconds per fit (mean over the seeds after the first; mrjax's first seed also "
+              "compiles, shown as compile seconds in the JSON). Single process on this machine, sklearn with all cores.", "",
+              "| task | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for t in result["tasks"]:
+        lines.append(f"| {t['task']} | " + " | ".join(f"{t['learners'][n]['steady_s']:.2f}" for n in names) + " |")
+    if "speed" in result:
+        sp = result["speed"]
+        lines += ["", f"Boosted trees (`gbt`, defaults) on {sp['rows']:,} rows × {sp['features']} features: "
+                  f"{sp['steady_s']:.1f} s per fit in steady state ({sp['first_s']:.1f} s for the first, compile included)."]
+    return lines
+
+
 RENDERERS = {
     "bench_tradeoff": ("Trade-off curves over cost weights", render_tradeoff),
     "bench_versions": ("Before and after a change, side by side", render_versions),
     "bench_bootstrap": ("Whole-pipeline bootstrap", render_bootstrap),
     "bench_sweep": ("A grid of studies: one sweep against separate studies", render_sweep),
+    "bench_learners": ("Learners against scikit-learn's regressors", render_learners),
 }
 
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import mrjax
 from mrjax import MetaRouter
+from mrjax.learners import Logistic, Ridge
 from mrjax.sim import StudyConfig
 
 
@@ -19,7 +20,9 @@ from mrjax.sim import StudyConfig
     (dict(n_folds=1), "n_folds must be 0"),
     (dict(seed=2**64), "seed must be below 2\\*\\*32"),
     (dict(seed=-1), "seed must be at least 0"),
-    (dict(learner="bar"), "learner must be a regressor"),
+    (dict(learner="bar"), "learner must be one of"),
+    (dict(learner=Logistic()), "learner must be a regressor"),
+    (dict(propensity=Ridge()), "propensity must be a classifier"),
     (dict(propensity="bar"), "propensity must be one of"),
     (dict(cate="q"), "cate must be one of"),
     (dict(method="oracle"), "unknown method 'oracle'"),

@@ -113,10 +113,10 @@ class RelevanceRidge:
         fparams = FeatureParams(omega / ell[:, None], phase)
         Z = _design(RandomFourier(self.n_features), fparams, X)
         G, b, yy, w2 = _moments(Z, y, weight)
-        if "lengthscale" in hyper:
-            coef = _solve_psd(G, b, penalty)
-        else:  # the penalty on the full basis: the same leave-one-out criterion, on the relative grid
-            coef, penalty = Ridge(penalty_grid=GCV_GRID, criterion="loo")._solve(G, b, yy, w2, None, Z, y, weight)
+        if "lengthscale" not in hyper:  # the penalty on the full basis: the same leave-one-out criterion, on the grid
+            _, penalty = Ridge(penalty_grid=GCV_GRID, criterion="loo")._solve(G, b, yy, w2, None, Z, y, weight)
+        # One solver for the fit and for a refit on its reported tuning, so the two agree to the bit.
+        coef = _solve_psd(G, b, penalty)
         return RelevanceParams(coef, fparams, grad_norm, jnp.asarray(penalty, X.dtype), ell, criterion)
 
     def _search(self, X, y, w, omega, phase, hyper):
