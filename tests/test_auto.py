@@ -23,6 +23,7 @@ def _data(kind, n=300, seed=0):
     return jnp.asarray(X), jnp.asarray(y.astype(np.float32))
 
 
+@pytest.mark.slow  # compile-heavy; the fast tier keeps the scoring-weight and cross-fitting checks of the same losses
 @pytest.mark.parametrize("kind, expected", [("linear", 0), ("step", 1)])
 def test_the_choice_is_the_smallest_hand_computed_cross_validated_loss(kind, expected):
     X, y = _data(kind)
@@ -58,6 +59,7 @@ def test_scoring_weight_restricts_the_loss_to_its_rows():
     np.testing.assert_allclose(p.cv_loss, by_hand, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_vmap_equals_a_loop_and_a_refit_holds_the_choice():
     X, y = _data("step")
     auto = Auto(CANDIDATES)
@@ -76,6 +78,7 @@ def test_vmap_equals_a_loop_and_a_refit_holds_the_choice():
         np.testing.assert_allclose(auto.predict(again, X), auto.predict(eager, X), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_classification_candidates_are_scored_by_log_loss_and_tasks_must_agree():
     rng = np.random.default_rng(0)
     X = jnp.asarray(rng.normal(size=(400, 3)).astype(np.float32))
@@ -110,6 +113,7 @@ def test_cross_fitted_choice_uses_the_out_of_fold_predictions():
     np.testing.assert_allclose(again, pred, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_facade_reports_each_models_choice_and_a_saved_router_keeps_it(tmp_path):
     """``MetaRouter`` with an ``Auto`` learner: ψ̂, the bias learner's outcome and effect models each choose;
     ``summary()`` names the choices; a saved router predicts the same after loading. ``"auto"`` by name

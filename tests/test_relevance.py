@@ -15,6 +15,7 @@ def _two_of_twenty(n=500, seed=0):
     return jnp.asarray(X), jnp.asarray((f + 0.3 * rng.normal(size=n)).astype(np.float32)), f
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_two_relevant_features_get_the_two_shortest_lengthscales(seed):
     """y depends on features 3 and 11 of 20 (a sine, a square and their product, noise sd 0.3, n = 500)."""
@@ -58,6 +59,7 @@ def test_zero_weight_is_a_dropped_row_and_integer_weights_are_repeated_rows_with
     np.testing.assert_allclose(learner.predict(c, X), learner.predict(d, X), rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.slow  # compile-heavy (eager and jitted searches); the fast tier keeps the weight test
 def test_jit_equals_eager_vmap_equals_a_loop_refit_with_used_tuning_reproduces_and_numbers_do_not_recompile():
     from mrjax.learners._base import used_hyper
 

@@ -275,3 +275,18 @@ def test_an_undefined_curve_has_no_area():
     eff[:, 0, :10] = 1.0
     s = summarize_gain(eff, np.zeros((3, 61)), np.ones(3), normalize=1.0)
     assert np.isfinite(s.area[0]) and np.isnan(s.area[1])
+
+
+def test_the_study_learner_by_name_reaches_every_model():
+    """``StudyConfig(learner=…)`` sets ψ̂'s learner and the bias learners' outcome and effect models of every
+    method; an unknown name is refused at construction."""
+    from mrjax.learners import GradientBoostedTrees
+
+    cfg = StudyConfig(n_runs=2, learner="gbt", methods=("meta_r", "meta_dr", "golden"))
+    for rc in cfg.router_configs():
+        assert isinstance(rc.quality_learner, GradientBoostedTrees)
+        cate = getattr(rc.method, "cate", None)
+        if cate is not None:
+            assert isinstance(cate.outcome, GradientBoostedTrees) and isinstance(cate.effect, GradientBoostedTrees)
+    with pytest.raises(ValueError, match="learner must be one of"):
+        StudyConfig(learner="trees")
