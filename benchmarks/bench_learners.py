@@ -16,7 +16,7 @@ its time is the mean over the seeds after the first (steady state), the first se
 reported as compile time.
 
     python benchmarks/bench_learners.py [--seeds 5] [--only friedman,sim,routellm] [--speed]
-        [--data-dir ../shared/data/routellm-evals] [--out benchmarks/results/bench_learners.json]
+        [--data-dir ../shared/data/routellm-evals] [--out benchmarks/results/bench_learners.json] [--resume]
 
 ``--speed`` adds the boosted-tree fit on 10k gold + 390k preference rows (d = 50) of the paper-like
 simulator (steady state). Needs the ``[bench]`` extra (scikit-learn).
@@ -24,6 +24,7 @@ simulator (steady state). Needs the ``[bench]`` extra (scikit-learn).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -159,6 +160,7 @@ def main(argv=None):
     p.add_argument("--only", default="friedman,sim,routellm")
     p.add_argument("--learners", default=",".join(MRJAX + SKLEARN))
     p.add_argument("--speed", action="store_true")
+    p.add_argument("--resume", action="store_true", help="keep the tasks already in --out (same seeds and learners)")
     p.add_argument("--data-dir", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "routellm-evals"))
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_learners.json"))
     a = p.parse_args(argv)
@@ -166,30 +168,39 @@ def main(argv=None):
     learners = tuple(a.learners.split(","))
     only = set(a.only.split(","))
     result = {"benchmark": "bench_learners", "meta": run_meta(), "config": {"seeds": a.seeds, "learners": learners}, "tasks": []}
+    done = set()
+    if a.resume and os.path.exists(a.out):  # keep the finished tasks of an interrupted run with the same settings
+        with open(a.out) as f:
+            old = json.load(f)
+        if old["config"]["seeds"] == a.seeds and tuple(old["config"]["learners"]) == learners:
+            result["tasks"] = old["tasks"]
+            result["meta_resumed_from"] = old.get("meta_resumed_from", []) + [old["meta"]]
+            done = {t["task"] for t in old["tasks"]}
 
     def save():
         write_result(a.out, result)
 
+    def task(label, make):
+        if label not in done:
+            result["tasks"].append(run_task(label, make, seeds, learners))
+            save()
+
     if "friedman" in only:
         for which in (1, 2, 3):
             for n in (1000, 10_000):
-                result["tasks"].append(run_task(f"Friedman #{which}, n = {n:,}", lambda s, w=which, n=n: friedman_task(w, n, s), seeds, learners))
-                save()
+                task(f"Friedman #{which}, n = {n:,}", lambda s, w=which, n=n: friedman_task(w, n, s))
     if "sim" in only:
         for kind in ("paper_like", "selection", "heteroscedastic"):
             for regression in ("golden", "all_golden"):
                 for n_gold in (100, 1000):
                     label = f"{kind} {regression.replace('_', '-')}, {n_gold:,} gold"
-                    result["tasks"].append(run_task(label, lambda s, k=kind, r=regression, g=n_gold: sim_task(k, r, g, s), seeds, learners))
-                    save()
+                    task(label, lambda s, k=kind, r=regression, g=n_gold: sim_task(k, r, g, s))
     if "routellm" in only:
         from mrjax.data import load_routellm
 
         for bench in ("mmlu", "gsm8k"):
             pool = load_routellm(a.data_dir, bench)
-            result["tasks"].append(run_task(f"RouteLLM {bench.upper()} gold gain, 1,000 prompts",
-                                            lambda s, pool=pool: routellm_task(pool, 1000, s), seeds, learners))
-            save()
+            task(f"RouteLLM {bench.upper()} gold gain, 1,000 prompts", lambda s, pool=pool: routellm_task(pool, 1000, s))
     if a.speed:
         result["speed"] = speed(seeds[:3] if len(seeds) >= 3 else [0, 1])
         save()
