@@ -6,7 +6,7 @@ noise-free function on 2,000 test rows); the paper-like, selection-on-features a
 simulators' Golden-only (gold rows, gold labels) and All-Golden (every row with a gold label) regressions
 at 100 and 1k gold rows (RMSE against the true ψ on 500 test queries); RouteLLM MMLU / GSM8K gold gains
 (1,000 training prompts, 50 principal components of the MiniLM embeddings, RMSE against 2,000 held-out
-prompts' gold gains — label noise included, so only differences between learners mean anything).
+prompts' gold gains; GSM8K's smaller pool: a third held out, the rest for training — label noise included, so only differences between learners mean anything).
 
 Learners: mrjax ``rff`` (random-feature ridge, the default), ``relevance`` (ARD), ``gbt``, ``forest``,
 ``auto``; scikit-learn ``RandomForestRegressor`` with the Meta-Router authors' settings (100 trees, depth
@@ -74,10 +74,18 @@ def sim_task(kind, regression, n_gold, seed):
     return X, y, np.asarray(s.test_features, np.float64), np.asarray(s.test_truth.quality_gain, np.float64)
 
 
+def routellm_split(pool, n_train):
+    """(test rows, training rows): 2,000 and ``n_train`` prompts, or a third and the rest of a smaller pool."""
+    N = pool.embedding.shape[0]
+    n_test = min(2000, N // 3)
+    return n_test, min(n_train, N - n_test)
+
+
 def routellm_task(pool, n_train, seed):
     rng = np.random.default_rng(seed)
     perm = rng.permutation(pool.embedding.shape[0])
-    test, train = perm[:2000], perm[2000: 2000 + n_train]
+    n_test, n_train = routellm_split(pool, n_train)
+    test, train = perm[:n_test], perm[n_test: n_test + n_train]
     E = pool.embedding.astype(np.float64)
     mean = E[train].mean(0)
     V = np.linalg.eigh(np.cov((E[train] - mean).T))[1][:, ::-1][:, :50]
@@ -200,7 +208,10 @@ def main(argv=None):
 
         for bench in ("mmlu", "gsm8k"):
             pool = load_routellm(a.data_dir, bench)
-            task(f"RouteLLM {bench.upper()} gold gain, 1,000 prompts", lambda s, pool=pool: routellm_task(pool, 1000, s))
+            n_test, n_train = routellm_split(pool, 1000)
+            label = "RouteLLM MMLU gold gain, 1,000 prompts" if bench == "mmlu" else \
+                f"RouteLLM {bench.upper()} gold gain, {n_train:,} prompts ({n_test:,} held out)"
+            task(label, lambda s, pool=pool: routellm_task(pool, 1000, s))
     if a.speed:
         result["speed"] = speed(seeds[:3] if len(seeds) >= 3 else [0, 1])
         save()

@@ -144,12 +144,34 @@ def render_learners(result: dict) -> list[str]:
     return lines
 
 
+def render_peers(result: dict) -> list[str]:
+    learner = result.get("learner", "rff")
+    lines = [
+        f"`bench_peers.py`: {result['runs']} identical runs of {result['data']} at {result.get('n_gold', 100)} gold rows, "
+        f"mrjax with `learner=\"{learner}\"` for every model against the authors' random-forest pipeline (`rf:`). "
+        "Area: oracle-normalised efficiency-gain area; paired differences in raw area (× 100) per run, ± se over runs.",
+        "",
+        "| method | area | peak | ψ̂ RMSE |",
+        "|---|---|---|---|",
+    ]
+    for name, v in result["rows"].items():
+        lines.append(f"| {name} | {v['area']:.3f} | {v['peak']:.3f} | {v['rmse']:.3f} |")
+    lines += ["", "| paired difference | mean ± se |", "|---|---|"]
+    for name, v in result["paired_raw_area"].items():
+        lines.append(f"| {name} | {v['mean']:+.2f} ± {v['se']:.2f} |")
+    lines += ["", f"Seconds for the {result['runs']} runs: mrjax (all {len(result['mrjax_methods'])} methods) "
+              f"{result['mrjax_seconds_steady']:.1f} steady, {result['mrjax_seconds_incl_compile']:.1f} with compilation; "
+              f"RF pipeline ({len([k for k in result['rows'] if k.startswith('rf:')])} methods) {result['rf_seconds_total']:.1f}."]
+    return lines
+
+
 RENDERERS = {
     "bench_tradeoff": ("Trade-off curves over cost weights", render_tradeoff),
     "bench_versions": ("Before and after a change, side by side", render_versions),
     "bench_bootstrap": ("Whole-pipeline bootstrap", render_bootstrap),
     "bench_sweep": ("A grid of studies: one sweep against separate studies", render_sweep),
     "bench_learners": ("Learners against scikit-learn's regressors", render_learners),
+    "bench_peers": ("Studies against the authors' random-forest pipeline", render_peers),
 }
 
 
