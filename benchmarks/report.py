@@ -132,8 +132,13 @@ def render_learners(result: dict) -> list[str]:
         se = L[best].get("ratio_se")
         lines.append(f"| {t['task']} | " + " | ".join(cells) + f" | {best} | "
                      + ("—" if ratio is None else f"{ratio:.3f}" + ("" if se is None else f" ± {se:.3f}")) + " |")
+    resumed = result.get("meta_resumed_from", [])
+    if resumed:
+        lines += ["", f"The tasks ran in {len(resumed) + 1} sessions (`--resume`), started at commits "
+                  + ", ".join(f"`{str(m.get('commit'))[:12]}`" for m in resumed) + " and the one above."]
     lines += ["", "Steady-state seconds per fit (mean over the seeds after the first; mrjax's first seed also "
-              "compiles, shown as compile seconds in the JSON). Single process on this machine, sklearn with all cores.", "",
+              "compiles, shown as compile seconds in the JSON). Single process, scikit-learn with all cores, on a "
+              "shared 2-core machine where other jobs sometimes ran alongside: read them as orders of magnitude.", "",
               "| task | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for t in result["tasks"]:
         lines.append(f"| {t['task']} | " + " | ".join(f"{t['learners'][n]['steady_s']:.2f}" for n in names) + " |")
