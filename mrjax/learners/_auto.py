@@ -11,6 +11,9 @@ from mrjax._typing import Array, Hyper, PRNGKey
 from mrjax.data._folds import Folds, make_folds
 from mrjax.learners._base import Learner, check_xyw, used_hyper
 from mrjax.learners._crossfit import crossfit_predict
+from mrjax.learners._linear import Logistic, RandomFeatureRidge, Ridge
+from mrjax.learners._relevance import RelevanceRidge
+from mrjax.learners._trees import GradientBoostedTrees, RandomForest
 
 
 class AutoParams(NamedTuple):
@@ -132,10 +135,6 @@ class Auto:
 def named(name: str, task: str = "regression") -> Learner:
     """The learner a name stands for (``REGRESSORS`` / ``CLASSIFIERS``), with its defaults; ``"auto"`` is
     ``Auto`` over the others' cheap-enough set (``AUTO_CANDIDATES``)."""
-    from mrjax.learners._linear import Logistic, RandomFeatureRidge, Ridge
-    from mrjax.learners._relevance import RelevanceRidge
-    from mrjax.learners._trees import GradientBoostedTrees, RandomForest
-
     table = {
         "regression": {"rff": RandomFeatureRidge, "relevance": RelevanceRidge, "gbt": GradientBoostedTrees,
                        "forest": RandomForest, "ridge": lambda: Ridge(penalty=1.0)},
