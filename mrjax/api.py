@@ -34,6 +34,7 @@ from mrjax.router._protocol import RouterHyper
 from mrjax.router._rule import route as _route
 from mrjax.router._tradeoff import Calibration, breakpoints, calibrate_budget, calibrate_share, tradeoff_curve
 
+
 def _learner_name(learner, used: dict) -> str:
     """A learner's class name; for ``Auto``, ``"Auto → <chosen>"``."""
     if isinstance(learner, Auto) and "choice" in used:
@@ -42,6 +43,7 @@ def _learner_name(learner, used: dict) -> str:
 
 
 def _losses(learner, used: dict) -> str:
+    """Each ``Auto`` candidate's cross-validated loss, by class name."""
     return ", ".join(f"{type(c).__name__} {float(v):.4g}" for c, v in zip(learner.candidates, np.asarray(used["cv_loss"])))
 
 
