@@ -27,6 +27,7 @@ from mrjax._hyper import structure
 from mrjax.learners._auto import CLASSIFIERS, REGRESSORS, Auto, named
 from mrjax.learners._base import Learner
 from mrjax.learners._linear import RandomFeatureRidge
+from mrjax.learners._relevance import FeatureRelevance
 from mrjax.router._cv import CrossValidatedWeight
 from mrjax.router._fit import RouterConfig, fit_router, predict_quality, predict_router_bias
 from mrjax.router._presets import CV_SUFFIXES, preset
@@ -52,7 +53,7 @@ _replicates_jit = jax.jit(bootstrap_fits, static_argnames=("config", "chunk", "r
 _replicate_predict_jit = jax.jit(replicate_predict, static_argnames=("config", "target", "retune"))
 
 _PARAMS = ("method", "cate", "learner", "propensity", "n_folds", "scale", "preference_weight", "propensity_clip",
-           "bias_clip", "standardize", "seed", "trim", "progress")
+           "bias_clip", "standardize", "relevance", "seed", "trim", "progress")
 
 
 STAGES = (  # the pipeline's stages in order: (where the count is, name, what it is)
@@ -129,6 +130,10 @@ class MetaRouter:
     standardize : ``True`` (default) scales each feature to unit variance on the training
         rows; ``"common"`` centres them and divides all by one scale, keeping their relative
         scales (principal components of embeddings); ``False`` uses them as given.
+    relevance : ``True`` (default) learns a length-scale per feature once per fit, from all labelled
+        rows pooled, and divides the features by it before every model (``learners.FeatureRelevance``):
+        features no label depends on fade out of every kernel and penalty; ``False`` skips it.
+        ``summary()`` reports the most relevant features.
     seed : int in ``[0, 2**32)``.
     trim : ``a`` in ``[0, 0.5)``: rows whose propensity lies outside ``[a, 1 − a]`` are left out of the
         R/DR bias fit (by weight; 0: none). Δ̂ is then estimated where the sources overlap and
@@ -165,6 +170,7 @@ class MetaRouter:
         propensity_clip: Sequence[float] = (1e-3, 1 - 1e-3),
         bias_clip: float | None = None,
         standardize: bool | str = True,
+        relevance: bool = True,
         seed: int = 0,
         trim: float = 0.0,
         progress: bool = True,
@@ -179,6 +185,7 @@ class MetaRouter:
         self.propensity_clip = propensity_clip
         self.bias_clip = bias_clip
         self.standardize = standardize
+        self.relevance = relevance
         self.seed = seed
         self.trim = trim
         self.progress = progress
@@ -243,8 +250,9 @@ class MetaRouter:
         trim = finite("trim", self.trim, 0.0)
         if trim >= 0.5:
             raise ValueError(f"trim must be in [0, 0.5), got {self.trim!r}")
-        if not isinstance(self.progress, bool):
-            raise ValueError(f"progress must be True or False, got {self.progress!r}")
+        for flag in ("relevance", "progress"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         integer("seed", self.seed, 0)
         if self.seed >= 2**32:
             raise ValueError(f"seed must be below 2**32, got {self.seed}")
@@ -261,14 +269,16 @@ class MetaRouter:
             method = CrossValidatedWeight(method, criterion=CV_SUFFIXES[cv_mode])
         method = method.with_learners(outcome=learner, effect=None if self.learner in (None, "rff") else learner,
                                       propensity=propensity, n_folds=n_folds)
-        config = RouterConfig(method=method, quality_learner=learner, scale=self.scale, standardize=self.standardize)
+        config = RouterConfig(method=method, quality_learner=learner, scale=self.scale, standardize=self.standardize,
+                              relevance=FeatureRelevance() if self.relevance else None)
         cate_hyper = method.hyper()
         if method.estimates_bias:
             cate_hyper = cate_hyper._replace(propensity_clip=jnp.asarray([low, high], jnp.float32),
                                              bias_clip=jnp.asarray(bias_clip, jnp.float32),
                                              trim=jnp.asarray(trim, jnp.float32))
         self.config = config
-        self.hyper = RouterHyper(jnp.asarray(lam, jnp.float32), cate_hyper, learner.hyper())
+        self.hyper = RouterHyper(jnp.asarray(lam, jnp.float32), cate_hyper, learner.hyper(),
+                                 config.relevance.hyper() if config.relevance else {})
         # The compiled programs are keyed by the configuration's structure only: numbers are in ``hyper``.
         self._static = structure(config)
 
@@ -555,6 +565,10 @@ class MetaRouter:
             "quality learner": _learner_name(self.config.quality_learner, info.quality_hyper),
             "quality penalty": float(np.asarray(info.quality_hyper.get("penalty", np.nan))),
         }
+        if info.relevance:  # the shortest learned length-scales: the features the labels depend on most
+            ell = np.asarray(info.relevance["lengthscale"])
+            names = self.feature_names_in_ or [f"x{j}" for j in range(ell.shape[0])]
+            rows["relevant features"] = ", ".join(f"{names[j]} ({ell[j]:.3g})" for j in np.argsort(ell)[:5])
         if isinstance(self.config.quality_learner, Auto):
             rows["quality cv losses"] = _losses(self.config.quality_learner, info.quality_hyper)
         cate = getattr(inner, "cate", None)
@@ -623,6 +637,7 @@ class MetaRouter:
         known = {f"{c.__module__}:{c.__qualname__}": c for c in classes}
         try:
             params = {k: _persist.decode(v, known) for k, v in manifest["params"].items()}
+            params.setdefault("relevance", False)  # saved before the feature relevance existed
             router = cls(**params)
             rows, d = manifest["rows"], int(manifest["n_features"])
         except (KeyError, TypeError) as err:

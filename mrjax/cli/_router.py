@@ -52,6 +52,9 @@ def _router_options(p) -> None:
     g.add_argument("--standardize", choices=tuple(STANDARDIZE), default="features",
                    help="feature scaling: per feature (default), one common scale (embeddings' principal components), "
                         "or none")
+    g.add_argument("--no-relevance", dest="relevance", action="store_false",
+                   help="skip the feature relevance (a length-scale per feature learned from all labelled rows, "
+                        "shared by every model)")
     g.add_argument("--seed", type=int, default=0, help="random key of the fit")
     g.add_argument("--trim", type=float, default=0.0, help="leave rows with propensity outside [a, 1-a] out of the bias fit")
 
@@ -173,7 +176,7 @@ def _router_args(args) -> dict:
     return dict(method=args.method, cate=args.cate, learner=args.learner,
                 propensity=args.propensity, n_folds=args.n_folds, scale=args.scale, preference_weight=lam,
                 propensity_clip=clip, bias_clip=args.bias_clip, standardize=STANDARDIZE[args.standardize],
-                seed=args.seed, trim=args.trim, progress=not args.quiet)
+                relevance=args.relevance, seed=args.seed, trim=args.trim, progress=not args.quiet)
 
 
 def _destination(out, overwrite):

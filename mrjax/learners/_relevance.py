@@ -66,6 +66,90 @@ def _loo(theta, X, y, w, omega, phase):
     return jnp.sum(w * (resid / (1.0 - jnp.minimum(h, 0.99))) ** 2) / sw
 
 
+def _search(X, y, w, omega, phase, hyper, n_steps, key=None, batch_rows=None):
+    """Adam on ``_loo`` over ``(log ℓ, log relative penalty)`` from the isotropic ``bandwidth · sqrt(d)`` and
+    the GCV penalty on that basis. With ``batch_rows`` below the rows with positive weight, each step
+    scores ``batch_rows`` rows drawn afresh (uniformly among those rows, without replacement; weights
+    kept); otherwise every step scores all rows. Returns the final ``{"log_ell", "log_g"}``."""
+    d, n = X.shape[1], X.shape[0]
+    m = omega.shape[1]
+    ell0 = hyper["bandwidth"] * jnp.sqrt(float(d))
+    # The relative penalty starts at the GCV choice on the isotropic basis (one eigendecomposition).
+    Z0 = _design(RandomFourier(m), FeatureParams(omega / ell0, phase), X)
+    G0, b0, yy0, w20 = _moments(Z0, y, w)
+    grid = jnp.asarray(GCV_GRID, X.dtype)
+    score, ok = _gcv_score(_spectrum(G0, b0, yy0, grid), w20)
+    theta = {"log_ell": jnp.full((d,), jnp.log(ell0), X.dtype), "log_g": jnp.log(grid[_best(score, ok)])}
+    opt = optax.adam(hyper["learning_rate"])
+    value_and_grad = jax.value_and_grad(_loo)
+    batched = batch_rows is not None and batch_rows < n
+    # Rows of zero weight are never drawn while enough rows have positive weight (a -inf Gumbel key).
+    floor = jnp.where(w > 0, 0.0, -jnp.inf)
+
+    def step(carry, k):
+        th, state = carry
+        if batched:
+            _, rows = jax.lax.top_k(floor + jax.random.gumbel(k, (n,), X.dtype), batch_rows)
+            _, g = value_and_grad(th, X[rows], y[rows], w[rows], omega, phase)
+        else:
+            _, g = value_and_grad(th, X, y, w, omega, phase)
+        updates, state = opt.update(g, state, th)
+        return (optax.apply_updates(th, updates), state), None
+
+    steps = jax.random.split(key, n_steps) if batched else None
+    (theta, _), _ = jax.lax.scan(step, (theta, opt.init(theta)), steps, length=n_steps)
+    return theta
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureRelevance:
+    """A length-scale per feature, learned once per router fit from all its labelled rows and shared by
+    every model of the fit (outcome, propensity, bias and quality models see features divided by it).
+
+    The criterion is :class:`RelevanceRidge`'s: the weighted exact leave-one-out error of a random-feature
+    ridge with an ARD kernel, descended by Adam. It runs on the pooled labels (gold, and preference on the
+    gold scale), whose relevant features are those of ψ and of the bias together, and on ``batch_rows``
+    rows drawn afresh each step, so its cost does not grow with the data. Dividing feature ``j`` by
+    ``ℓ_j / sqrt(d)`` makes the default random-feature kernel (``bandwidth = 1``) that ARD kernel, and
+    shrinks a feature that no label depends on towards a constant for every learner; trees are unaffected
+    (their splits do not depend on a feature's scale).
+
+    Attributes
+    ----------
+    search_features : random Fourier features of the search's kernel (static).
+    n_steps : Adam steps (static).
+    batch_rows : rows scored per step (static); all rows when there are fewer.
+    bandwidth : the starting length-scale in units of ``sqrt(d)`` (hyper-parameter).
+    learning_rate : Adam's step on the log length-scales (hyper-parameter).
+    """
+
+    search_features: int = 64
+    n_steps: int = 40
+    batch_rows: int = 512
+    bandwidth: float = hyper_field(2.0)
+    learning_rate: float = hyper_field(0.15)
+
+    def hyper(self) -> dict[str, Array]:
+        return {"bandwidth": jnp.asarray(self.bandwidth, jnp.float32),
+                "learning_rate": jnp.asarray(self.learning_rate, jnp.float32)}
+
+    def fit(self, key: PRNGKey, X: Array, y: Array, weight: Array, hyper: Hyper | None = None) -> dict[str, Array]:
+        """``{"lengthscale": ℓ (d,)}``; a ``hyper`` holding ``"lengthscale"`` returns it unchanged (a refit
+        with the tuning held fixed)."""
+        check_xyw(X, y, weight)
+        hyper = self.hyper() if hyper is None else hyper
+        if "lengthscale" in hyper:
+            return {"lengthscale": hyper["lengthscale"]}
+        k_basis, k_rows = jax.random.split(key)
+        base = RandomFourier(self.search_features).init(k_basis, X.shape[1], {"bandwidth": jnp.ones((), X.dtype) / jnp.sqrt(float(X.shape[1]))})
+        theta = _search(X, y, weight, base.frequencies, base.phase, hyper, self.n_steps, k_rows, self.batch_rows)
+        return {"lengthscale": jnp.exp(theta["log_ell"])}
+
+    def scale(self, lengthscale: Array) -> Array:
+        """The factor each standardised feature is divided by: ``ℓ / sqrt(d)``."""
+        return lengthscale / jnp.sqrt(float(lengthscale.shape[0]))
+
+
 @dataclasses.dataclass(frozen=True)
 class RelevanceRidge:
     """Random-feature ridge whose RBF kernel learns a length-scale per feature (automatic relevance
@@ -120,27 +204,10 @@ class RelevanceRidge:
         return RelevanceParams(coef, fparams, grad_norm, jnp.asarray(penalty, X.dtype), ell, criterion)
 
     def _search(self, X, y, w, omega, phase, hyper):
-        d = X.shape[1]
         m = min(self.search_features, self.n_features)
-        omega, phase = omega[:, :m], phase[:m]  # the search runs on the first m of the D draws
-        ell0 = hyper["bandwidth"] * jnp.sqrt(float(d))
-        # The relative penalty starts at the GCV choice on the isotropic basis (one eigendecomposition).
-        Z0 = _design(RandomFourier(m), FeatureParams(omega / ell0, phase), X)
-        G0, b0, yy0, w20 = _moments(Z0, y, w)
-        grid = jnp.asarray(GCV_GRID, X.dtype)
-        score, ok = _gcv_score(_spectrum(G0, b0, yy0, grid), w20)
-        theta = {"log_ell": jnp.full((d,), jnp.log(ell0), X.dtype), "log_g": jnp.log(grid[_best(score, ok)])}
-        opt = optax.adam(hyper["learning_rate"])
-        value_and_grad = jax.value_and_grad(_loo)
-
-        def step(carry, _):
-            th, state = carry
-            _, g = value_and_grad(th, X, y, w, omega, phase)
-            updates, state = opt.update(g, state, th)
-            return (optax.apply_updates(th, updates), state), None
-
-        (theta, _), _ = jax.lax.scan(step, (theta, opt.init(theta)), None, length=self.n_steps)
-        value, g = value_and_grad(theta, X, y, w, omega, phase)
+        omega, phase = omega[:, :m], phase[:m]
+        theta = _search(X, y, w, omega, phase, hyper, self.n_steps)
+        value, g = jax.value_and_grad(_loo)(theta, X, y, w, omega, phase)
         grad_norm = jnp.sqrt(sum(jnp.sum(v**2) for v in jax.tree_util.tree_leaves(g)))
         return jnp.exp(theta["log_ell"]), grad_norm, value
 

@@ -26,8 +26,17 @@ class _Baseline:
         return Targets(target, weight, (), no_cate_info(), jnp.zeros((), dtype) if shift is None else shift)
 
 
+class _OwnRows:
+    """A baseline that must not see the other source's labels: the feature relevance learns from its own
+    targets and rows (``RouterConfig.relevance``), not from every labelled row."""
+
+    def relevance_labels(self, data, gold_label):
+        out = self.targets(None, data, None, gold_label, None)
+        return out.target, out.weight
+
+
 @dataclasses.dataclass(frozen=True)
-class Golden(_Baseline):
+class Golden(_OwnRows, _Baseline):
     """ψ̂ from the gold rows alone."""
 
     name = "golden"
@@ -38,7 +47,7 @@ class Golden(_Baseline):
 
 
 @dataclasses.dataclass(frozen=True)
-class Preference(_Baseline):
+class Preference(_OwnRows, _Baseline):
     """ψ̂ from the raw (scaled) preference rows alone."""
 
     name = "preference"
@@ -75,7 +84,7 @@ class MeanShift(_Baseline):
 
 
 @dataclasses.dataclass(frozen=True)
-class AllGolden(_Baseline):
+class AllGolden(_OwnRows, _Baseline):
     """Gold labels on every training row (``gold_label``): an infeasible oracle."""
 
     name = "all_golden"

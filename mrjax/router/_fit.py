@@ -16,11 +16,12 @@ import jax.numpy as jnp
 from mrjax._typing import Array, PRNGKey
 from mrjax.cate._base import count_nonfinite, fit_keys
 from mrjax.data._dataset import Dataset, Standardizer, check_standardize, standardize
-from mrjax.data._preprocess import preprocess
+from mrjax.data._preprocess import Preprocessed, preprocess
 from mrjax.data._scale import SCALE_METHODS, ScaleMethod
 from mrjax.learners._auto import Auto
 from mrjax.learners._base import Learner, used_hyper
 from mrjax.learners._linear import RandomFeatureRidge
+from mrjax.learners._relevance import FeatureRelevance
 from mrjax.router._meta import Meta
 from mrjax.router._protocol import RouterHyper
 
@@ -40,12 +41,16 @@ class RouterConfig:
         variance, ``"common"`` divides all by one common scale (relative scales kept; for
         principal components of embeddings, see ``data.fit_standardizer``), ``False`` leaves
         features as given.
+    relevance : a ``learners.FeatureRelevance`` (default) learns a length-scale per feature from all
+        labelled rows after standardisation, and every model of the fit sees the features divided by
+        it (the standardiser holds it, so queries get the same); ``None`` skips it.
     """
 
     method: Any = Meta()
     quality_learner: Learner = RandomFeatureRidge()
     scale: ScaleMethod = "variance"
     standardize: bool | str = True
+    relevance: FeatureRelevance | None = FeatureRelevance()
 
     def __post_init__(self):
         if isinstance(self.method, str):
@@ -59,11 +64,14 @@ class RouterConfig:
             raise ValueError(f"scale must be one of {SCALE_METHODS}, got {self.scale!r}")
         if self.quality_learner.task != "regression":
             raise ValueError("quality_learner must be a regressor")
+        if self.relevance is not None and not isinstance(self.relevance, FeatureRelevance):
+            raise ValueError(f"relevance must be a learners.FeatureRelevance or None, got {self.relevance!r}")
 
 
 def default_hyper(config: RouterConfig) -> RouterHyper:
     """λ = 1 (the paper's equal weighting) and each learner's defaults."""
-    return RouterHyper(jnp.asarray(1.0, jnp.float32), config.method.hyper(), config.quality_learner.hyper())
+    return RouterHyper(jnp.asarray(1.0, jnp.float32), config.method.hyper(), config.quality_learner.hyper(),
+                       {} if config.relevance is None else config.relevance.hyper())
 
 
 class RouterFit(NamedTuple):
@@ -71,7 +79,8 @@ class RouterFit(NamedTuple):
 
     Attributes
     ----------
-    standardizer : Standardizer applied to features before the learners.
+    standardizer : Standardizer applied to features before the learners (with ``config.relevance``,
+        its scale includes the learned length-scales).
     scale_constant : () constant ``c`` applied to preference labels.
     quality : params of the quality learner.
     cate : CateFit (Meta-Router only; an empty tuple otherwise).
@@ -100,7 +109,11 @@ class RouterInfo(NamedTuple):
     nonfinite : dict of () int arrays, NaN or infinite values of the router's own stages:
         ``features`` (after standardisation), ``scale`` (the constant), ``targets`` (= ``n_nonfinite``)
         and ``quality`` (ψ̂'s fitted parameters: finite parameters on finite features give finite
-        ψ̂, at O(p) instead of a prediction pass); the bias stages are in ``cate.nonfinite``.
+        ψ̂, at O(p) instead of a prediction pass) and ``relevance`` (the learned length-scales); the
+        bias stages are in ``cate.nonfinite``.
+    relevance : dict, the feature relevance's hyper-parameters with what it learned (``lengthscale``
+        (d,) on the standardised features' scale, ``criterion``): a refit with it skips the search.
+        Empty without ``config.relevance``.
     """
 
     scale_constant: Array
@@ -112,6 +125,7 @@ class RouterInfo(NamedTuple):
     quality_hyper: dict
     scale_degenerate: Array = False
     nonfinite: dict = {}
+    relevance: dict = {}
 
 
 def fit_router(
@@ -147,7 +161,7 @@ def fit_router(
         fit, info = fit_router(key, data, inner, hyper._replace(preference_weight=lam), gold_label, known_propensity)
         return fit, info._replace(cv_loss=cv_loss)
     _, k_q = fit_keys(key)  # the CATE's learner key: one random basis for the whole fit
-    prep = preprocess(data, config.standardize, config.scale)
+    prep, relevance = prepare(key, data, config, hyper, gold_label)
     X, o, std, c = prep.data.features, prep.data.label, prep.standardizer, prep.scale_constant
     out = method.targets(key, prep.data, hyper, gold_label, known_propensity)
     target, weight = out.target, out.weight
@@ -159,12 +173,47 @@ def fit_router(
         quality = config.quality_learner.fit(k_q, X, target, weight, hyper.quality)
     nonfinite = {"features": count_nonfinite(X), "scale": count_nonfinite(c), "targets": n_nonfinite.astype(jnp.int32),
                  "quality": sum(count_nonfinite(leaf) for leaf in jax.tree_util.tree_leaves(quality)
-                                if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating))}
+                                if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating)),
+                 "relevance": count_nonfinite(relevance["lengthscale"]) if relevance else jnp.zeros((), jnp.int32)}
     info = RouterInfo(
         c, out.cate_info, out.shift, n_nonfinite, jnp.asarray(hyper.preference_weight, o.dtype),
         jnp.zeros((0,), data.label.dtype), used_hyper(hyper.quality, quality), prep.scale_degenerate, nonfinite,
+        relevance,
     )
     return RouterFit(std, c, quality, out.cate), info
+
+
+def prepare(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHyper,
+            gold_label: Array | None = None) -> tuple[Preprocessed, dict]:
+    """``data`` as every model of a fit sees it: standardised, preference labels on the gold scale, and
+    (with ``config.relevance``) each feature divided by its learned length-scale. Returns the preprocessed
+    data and the relevance's used hyper-parameters (``{}`` without it).
+
+    The relevance learns from the labels the method may use (its ``relevance_labels``; by default every
+    row's observed label). For methods with the default (:func:`shares_relevance`) the search depends only
+    on the data, the key and ``config``'s standardisation, scale and relevance, so a study runs it once
+    and passes it to them as ``hyper.relevance``, which skips the search.
+    """
+    prep = preprocess(data, config.standardize, config.scale)
+    if config.relevance is None:
+        return prep, {}
+    X = prep.data.features
+    label, weight = prep.data.label, prep.data.weight
+    if hasattr(config.method, "relevance_labels"):
+        label, weight = config.method.relevance_labels(prep.data, gold_label)
+    # Its own key: the learners' keys (``fit_keys``) stay those of a fit without relevance.
+    learned = config.relevance.fit(jax.random.fold_in(key, 0x5E1), X, label, weight, hyper.relevance)
+    std = Standardizer(prep.standardizer.mean, prep.standardizer.scale * config.relevance.scale(learned["lengthscale"]))
+    X = standardize(std, data.features)
+    return prep._replace(data=prep.data._replace(features=X), standardizer=std), {**hyper.relevance, **learned}
+
+
+def shares_relevance(config: RouterConfig) -> bool:
+    """Whether ``config``'s feature relevance learns from every row's observed label (the default), so that
+    fits of such configurations on the same data, key, standardisation and scale learn the same one.
+    A cross-validated λ refits per fold on fewer rows, and learns its own."""
+    method = config.method
+    return config.relevance is not None and not hasattr(method, "relevance_labels") and not hasattr(method, "select_weight")
 
 
 def _fix(obj):
@@ -203,7 +252,8 @@ def fixed_tuning(config: RouterConfig, hyper: RouterHyper | None, info: RouterIn
     cate_hyper = hyper.cate
     if fixed.method.estimates_bias:
         cate_hyper = cate_hyper._replace(outcome=info.cate.outcome_hyper, effect=info.cate.effect_hyper)
-    return fixed, hyper._replace(preference_weight=info.preference_weight, cate=cate_hyper, quality=info.quality_hyper)
+    return fixed, hyper._replace(preference_weight=info.preference_weight, cate=cate_hyper, quality=info.quality_hyper,
+                                 relevance=info.relevance)
 
 
 def predict_quality(config: RouterConfig, fit: RouterFit, X: Array) -> Array:

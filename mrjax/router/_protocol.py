@@ -18,11 +18,14 @@ class RouterHyper(NamedTuple):
     preference_weight : () λ, the weight of the (debiased) preference rows in ψ̂'s fit.
     cate : the method's own numbers (a Meta-Router's ``CateHyper``; ``()`` for a baseline).
     quality : dict, hyper-parameters of the quality learner.
+    relevance : dict, hyper-parameters of the feature relevance (``RouterConfig.relevance``); holding a
+        ``lengthscale`` skips its search.
     """
 
     preference_weight: Array
     cate: Any
     quality: dict
+    relevance: dict = {}
 
 
 class Targets(NamedTuple):
@@ -48,7 +51,12 @@ class RouterMethod(Protocol):
     estimates a bias (``estimates_bias``; then also ``predict_bias(cate_fit, X)`` and ``with_cate(cate)``), ``hyper()``
     for its own numbers, ``targets(...)`` for the quality fit, and ``with_learners(**learners)``
     to give it the learners of a facade or study. A new baseline is one such class and one
-    line in ``router._presets``."""
+    line in ``router._presets``.
+
+    Optionally ``relevance_labels(data, gold_label) -> (label, weight)``: the labels the feature
+    relevance (``RouterConfig.relevance``) learns from. Without it, every row's observed label (gold,
+    and preference on the gold scale): right for a method that uses both sources; a method that uses one
+    source only must say so, or its features would be chosen with the other's labels."""
 
     name: str
     uses_preference_weight: bool

@@ -24,7 +24,8 @@ from mrjax.data._dataset import Dataset, check_standardize
 from mrjax.data._simulate import SimulationConfig, simulate
 from mrjax.learners._auto import REGRESSORS, named
 from mrjax.learners._linear import RandomFeatureRidge
-from mrjax.router._fit import RouterConfig, default_hyper, fit_router, predict_quality
+from mrjax.learners._relevance import FeatureRelevance
+from mrjax.router._fit import RouterConfig, default_hyper, fit_router, predict_quality, prepare, shares_relevance
 from mrjax.router._presets import PRESETS
 from mrjax.inference._bootstrap import bootstrap_predict, bootstrap_weights, interval
 from mrjax.inference._value import efficiency_gain, efficiency_gain_draws
@@ -56,6 +57,8 @@ class StudyConfig:
     n_components : principal components of the embeddings (real-data studies only).
     standardize : feature standardisation of every method (``RouterConfig.standardize``):
         ``True`` per feature, ``"common"`` one common scale (relative scales kept).
+    relevance : learn a length-scale per feature from each run's labelled rows and divide the features by
+        it before every model (``RouterConfig.relevance``); one search per run, shared by all methods.
     n_folds : cross-fitting folds of the Meta-Routers.
     batch_size : runs per device per compiled batch (bounds memory); results do not
         depend on the number of devices for a given batch size.
@@ -90,6 +93,7 @@ class StudyConfig:
     bootstrap_level: float = 0.95
     preference_weight: float = hyper_field(1.0)
     learner: str = "rff"
+    relevance: bool = True
 
     def __post_init__(self):
         if isinstance(self.methods, str):
@@ -125,6 +129,8 @@ class StudyConfig:
             raise ValueError(f"n_gold ({self.n_gold}) must be at least n_folds ({self.n_folds}): every fold needs "
                              "gold rows to cross-fit")
         choice("learner", self.learner, REGRESSORS)
+        if not isinstance(self.relevance, bool):
+            raise ValueError(f"relevance must be True or False, got {self.relevance!r}")
         self.router_configs()  # every method value built once, so a bad combination fails here, not in a trace
 
     def router_configs(self) -> list[RouterConfig]:
@@ -139,7 +145,8 @@ class StudyConfig:
             effect = {"effect": learner}
         return [
             RouterConfig(method=method.with_learners(outcome=learner, n_folds=self.n_folds, **effect),
-                         quality_learner=learner, standardize=self.standardize)
+                         quality_learner=learner, standardize=self.standardize,
+                         relevance=FeatureRelevance() if self.relevance else None)
             for method in self.method_values()
         ]
 
@@ -222,7 +229,13 @@ def _fit_and_score(k_fit, k_rand, data, gold_label, test_features, truth, config
     """Fit every method on ``data``, rank the test queries, and score against ``truth``."""
     scores = []
     configs = config.router_configs()
-    for rc, rh in zip(configs, hyper.routers):
+    routers = list(hyper.routers)
+    shared = [i for i, rc in enumerate(configs) if shares_relevance(rc)]
+    if shared:  # one relevance search per run for the methods that learn it from every observed label
+        _, relevance = prepare(k_fit, data, configs[shared[0]], routers[shared[0]])
+        for i in shared:
+            routers[i] = routers[i]._replace(relevance=relevance)
+    for rc, rh in zip(configs, routers):
         fit, _ = fit_router(k_fit, data, rc, rh, gold_label=gold_label)
         scores.append(predict_quality(rc, fit, test_features))
     scores = jnp.stack(scores)
