@@ -97,6 +97,7 @@ def main(argv=None):
     p.add_argument("--peer-cache", default=None, help="NPZ of per-run peer ψ̂ and seconds, read and extended")
     p.add_argument("--learner", default="rff", help="StudyConfig.learner: the regressor of every mrjax model")
     p.add_argument("--n-gold", type=int, default=StudyConfig().n_gold)
+    p.add_argument("--relevance", action="store_true", help="StudyConfig.relevance=True: the feature relevance")
     p.add_argument("--study-runs", type=int, default=200,
                    help="also time mrjax's whole study of this many runs (fresh compile; 0: skip) against "
                         "the RF pipeline's measured per-run time times this many runs")
@@ -105,7 +106,8 @@ def main(argv=None):
     if unknown := sorted(set(rf_methods) - set(RF_METHODS)):
         p.error(f"--rf-methods: unknown {unknown}; choose from {list(RF_METHODS)}")
     key = jax.random.key(0)
-    config = StudyConfig(n_runs=args.runs, batch_size=min(args.runs, 50), learner=args.learner, n_gold=args.n_gold)
+    config = StudyConfig(n_runs=args.runs, batch_size=min(args.runs, 50), learner=args.learner, n_gold=args.n_gold,
+                         relevance=args.relevance)
     run_fn, pool = None, None
     if args.data != "simulator":
         pool = load_routellm(args.data_dir, args.data.split("-", 1)[1])
@@ -179,7 +181,7 @@ def main(argv=None):
         big_fn = None if pool is None else (lambda k: pool_run(k, E, GL, PL, big))
         study_seconds = run_study(jax.random.key(1), big, run_fn=big_fn, progress=False).seconds
     summary = {"benchmark": "bench_peers", "meta": run_meta(), "data": args.data, "runs": args.runs,
-               "learner": args.learner, "n_gold": args.n_gold, "mrjax_seconds_incl_compile": mrjax_total,
+               "learner": args.learner, "relevance": args.relevance, "n_gold": args.n_gold, "mrjax_seconds_incl_compile": mrjax_total,
                "mrjax_seconds_steady": mrjax_steady, "mrjax_methods": list(res.methods),
                "rf_seconds_total": rf_total, "speedup_incl_compile": rf_total / mrjax_total,
                "speedup_steady": rf_total / mrjax_steady,

@@ -153,7 +153,9 @@ def render_peers(result: dict) -> list[str]:
     learner = result.get("learner", "rff")
     lines = [
         f"`bench_peers.py`: {result['runs']} identical runs of {result['data']} at {result.get('n_gold', 100)} gold rows, "
-        f"mrjax with `learner=\"{learner}\"` for every model against the authors' random-forest pipeline (`rf:`). "
+        f"mrjax with `learner=\"{learner}\"` for every model"
+        f"{' and the feature relevance' if result.get('relevance') else ', no feature relevance'} "
+        "against the authors' random-forest pipeline (`rf:`). "
         "Area: oracle-normalised efficiency-gain area; paired differences in raw area (× 100) per run, ± se over runs.",
         "",
         "| method | area | peak | ψ̂ RMSE |",
@@ -167,6 +169,28 @@ def render_peers(result: dict) -> list[str]:
     lines += ["", f"Seconds for the {result['runs']} runs: mrjax (all {len(result['mrjax_methods'])} methods) "
               f"{result['mrjax_seconds_steady']:.1f} steady, {result['mrjax_seconds_incl_compile']:.1f} with compilation; "
               f"RF pipeline ({len([k for k in result['rows'] if k.startswith('rf:')])} methods) {result['rf_seconds_total']:.1f}."]
+    if result.get("mrjax_study_seconds") is not None:
+        lines += ["", f"Whole study of {result['study_runs']} runs (`mrjax study`'s program, compiled afresh): mrjax "
+                      f"{result['mrjax_study_seconds']:.1f} s with compilation against the RF pipeline's "
+                      f"{result['rf_study_seconds_extrapolated']:.0f} s (its measured seconds per run × "
+                      f"{result['study_runs']}): {result['speedup_study']:.0f}× faster."]
+    return lines
+
+
+def render_relevance(result: dict) -> list[str]:
+    lines = [
+        "`bench_relevance.py`: the default study with the feature relevance (`relevance=True`) and "
+        "without it (the default), on identical runs (same key, splits and random router). Area: oracle-normalised; Δ: paired "
+        "per-run difference on − off, raw area × 100 and ψ̂ RMSE, ± se over runs (positive Δ area and negative "
+        "Δ RMSE favour the relevance).",
+    ]
+    for t in result["tasks"]:
+        lines += ["", f"**{t['task']}**, {t['n_gold']} gold rows, {t['runs']} runs ({t['seconds_on']:.0f} s with the "
+                      f"relevance, {t['seconds_off']:.0f} s without, with compilation)", "",
+                  "| method | area on | area off | Δ area | ψ̂ RMSE on | ψ̂ RMSE off | Δ RMSE |", "|---|---|---|---|---|---|---|"]
+        for m, r in t["rows"].items():
+            lines.append(f"| {m} | {r['area_on']:.3f} | {r['area_off']:.3f} | {r['area_diff']:+.2f} ± {r['area_diff_se']:.2f} | "
+                         f"{r['rmse_on']:.3f} | {r['rmse_off']:.3f} | {r['rmse_diff']:+.3f} ± {r['rmse_diff_se']:.3f} |")
     return lines
 
 
@@ -177,6 +201,7 @@ RENDERERS = {
     "bench_sweep": ("A grid of studies: one sweep against separate studies", render_sweep),
     "bench_learners": ("Learners against scikit-learn's regressors", render_learners),
     "bench_peers": ("Studies against the authors' random-forest pipeline", render_peers),
+    "bench_relevance": ("The feature relevance on and off, every simulator and RouteLLM", render_relevance),
 }
 
 

@@ -59,6 +59,7 @@ _PARAMS = ("method", "cate", "learner", "propensity", "n_folds", "scale", "prefe
 STAGES = (  # the pipeline's stages in order: (where the count is, name, what it is)
     ("router", "features", "the standardised features"),
     ("router", "scale", "the preference labels' scale constant"),
+    ("router", "relevance", "the learned feature length-scales"),
     ("cate", "propensity", "the propensity model's p̂"),
     ("cate", "outcome", "the outcome models' predictions"),
     ("cate", "pseudo_outcome", "the bias learner's pseudo-outcomes"),
@@ -130,10 +131,10 @@ class MetaRouter:
     standardize : ``True`` (default) scales each feature to unit variance on the training
         rows; ``"common"`` centres them and divides all by one scale, keeping their relative
         scales (principal components of embeddings); ``False`` uses them as given.
-    relevance : ``True`` (default) learns a length-scale per feature once per fit, from all labelled
-        rows pooled, and divides the features by it before every model (``learners.FeatureRelevance``):
-        features no label depends on fade out of every kernel and penalty; ``False`` skips it.
-        ``summary()`` reports the most relevant features.
+    relevance : ``True`` learns a length-scale per feature once per fit, from the labels the method may
+        use (a Meta-Router: both sources), and divides the features by it before every model
+        (``learners.FeatureRelevance``): features no label depends on fade out of every kernel and
+        penalty. ``summary()`` then reports the most relevant features. ``False`` (default) skips it.
     seed : int in ``[0, 2**32)``.
     trim : ``a`` in ``[0, 0.5)``: rows whose propensity lies outside ``[a, 1 − a]`` are left out of the
         R/DR bias fit (by weight; 0: none). Δ̂ is then estimated where the sources overlap and
@@ -170,7 +171,7 @@ class MetaRouter:
         propensity_clip: Sequence[float] = (1e-3, 1 - 1e-3),
         bias_clip: float | None = None,
         standardize: bool | str = True,
-        relevance: bool = True,
+        relevance: bool = False,
         seed: int = 0,
         trim: float = 0.0,
         progress: bool = True,
@@ -637,7 +638,6 @@ class MetaRouter:
         known = {f"{c.__module__}:{c.__qualname__}": c for c in classes}
         try:
             params = {k: _persist.decode(v, known) for k, v in manifest["params"].items()}
-            params.setdefault("relevance", False)  # saved before the feature relevance existed
             router = cls(**params)
             rows, d = manifest["rows"], int(manifest["n_features"])
         except (KeyError, TypeError) as err:

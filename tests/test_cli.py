@@ -184,3 +184,16 @@ def test_real_sentence_model_when_installed(tmp_path):
     e = embed_texts(["What is 2 + 2?", "Prove that there are infinitely many primes."], cache)
     assert e.shape == (2, 384) and np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=2e-3)  # L2-normalised (float16)
     assert np.array_equal(embed_texts(["What is 2 + 2?"], cache, encoder=lambda t: 1 / 0), e[:1])  # from the cache
+
+
+def test_the_feature_relevance_is_off_unless_switched_on():
+    """``mrjax fit --relevance`` and ``mrjax study --relevance`` switch it on; it is off otherwise."""
+    from mrjax.cli import _parser
+    from mrjax.cli._router import _router_args
+
+    base = ["fit", "train.csv", "-o", "router"]
+    assert _router_args(_parser().parse_args(base))["relevance"] is False
+    assert _router_args(_parser().parse_args([*base, "--relevance"]))["relevance"] is True
+    from mrjax.cli import _settings, study_config
+    assert study_config(_settings(_parser().parse_args(["study"]))).relevance is False
+    assert study_config(_settings(_parser().parse_args(["study", "--relevance"]))).relevance is True

@@ -18,7 +18,7 @@ from mrjax.data import from_arrays
 @pytest.fixture(scope="module")
 def fitted():
     F, label, gold = labelled_frame()
-    router = MetaRouter(cate=DRLearner(), learner=Ridge(penalty=0.5), progress=False)
+    router = MetaRouter(cate=DRLearner(), learner=Ridge(penalty=0.5), relevance=True, progress=False)
     return router.fit(F[gold], label[gold], F[~gold], label[~gold]), F
 
 
@@ -49,6 +49,8 @@ def test_save_load_round_trip_is_bit_identical_in_a_new_process(fitted, tmp_path
     assert np.array_equal(np.asarray(loaded.effect(F)), np.asarray(router.effect(F)))
     assert loaded.get_params()["learner"] == router.learner and loaded.feature_names_in_ == list(F.columns)
     pd.testing.assert_frame_equal(loaded.summary(), router.summary())
+    relevant = router.summary()["value"]["relevant features"].split(", ")  # named by the frame's columns
+    assert len(relevant) == min(5, F.shape[1]) and all(r.split(" (")[0] in F.columns for r in relevant)
     with pytest.raises(RuntimeError, match="keep_data=True"):
         loaded.quality_interval(F, n_replicates=4)
     loaded.save(str(tmp_path / "again"))  # a loaded router saves again, without data it never had
@@ -112,3 +114,4 @@ def test_save_refuses_values_it_cannot_write_as_data(tmp_path):
         router.save(str(tmp_path / "r"))
     assert not os.path.exists(tmp_path / "r")
     assert jax.tree_util.tree_structure(router.fit_) is not None
+

@@ -80,7 +80,7 @@ def test_golden_only_ignores_preference_rows_and_mean_shift_shifts():
 @pytest.mark.slow
 def test_lambda_zero_meta_equals_golden_only():
     """Without the feature relevance (which a Meta-Router learns from both sources' labels, Golden-only from
-    the gold rows alone), λ = 0 leaves the Meta-Router's ψ̂ the gold-only fit."""
+    the gold rows alone; off by default), λ = 0 leaves the Meta-Router's ψ̂ the gold-only fit."""
     sim = paper_like(jax.random.key(3), n_gold=60, n_preference=300, n_test=20)
     rc = RouterConfig(method=Meta(RLearner(outcome=Ridge(), effect=Ridge())), quality_learner=Ridge(), relevance=None)
     hyper = default_hyper(rc)._replace(preference_weight=jnp.float32(0.0))

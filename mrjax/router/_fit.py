@@ -41,16 +41,16 @@ class RouterConfig:
         variance, ``"common"`` divides all by one common scale (relative scales kept; for
         principal components of embeddings, see ``data.fit_standardizer``), ``False`` leaves
         features as given.
-    relevance : a ``learners.FeatureRelevance`` (default) learns a length-scale per feature from all
-        labelled rows after standardisation, and every model of the fit sees the features divided by
-        it (the standardiser holds it, so queries get the same); ``None`` skips it.
+    relevance : ``None`` (default), or a ``learners.FeatureRelevance``: it learns a length-scale per
+        feature from the labels the method may use, after standardisation, and every model of the fit
+        sees the features divided by it (the standardiser holds it, so queries get the same).
     """
 
     method: Any = Meta()
     quality_learner: Learner = RandomFeatureRidge()
     scale: ScaleMethod = "variance"
     standardize: bool | str = True
-    relevance: FeatureRelevance | None = FeatureRelevance()
+    relevance: FeatureRelevance | None = None
 
     def __post_init__(self):
         if isinstance(self.method, str):
@@ -161,7 +161,7 @@ def fit_router(
         fit, info = fit_router(key, data, inner, hyper._replace(preference_weight=lam), gold_label, known_propensity)
         return fit, info._replace(cv_loss=cv_loss)
     _, k_q = fit_keys(key)  # the CATE's learner key: one random basis for the whole fit
-    prep, relevance = prepare(key, data, config, hyper, gold_label)
+    prep, relevance, n_bad_features = prepare(key, data, config, hyper, gold_label)
     X, o, std, c = prep.data.features, prep.data.label, prep.standardizer, prep.scale_constant
     out = method.targets(key, prep.data, hyper, gold_label, known_propensity)
     target, weight = out.target, out.weight
@@ -171,7 +171,7 @@ def fit_router(
         quality = config.quality_learner.fit(k_q, X, target, weight, hyper.quality, score_weight=prep.data.is_gold)
     else:
         quality = config.quality_learner.fit(k_q, X, target, weight, hyper.quality)
-    nonfinite = {"features": count_nonfinite(X), "scale": count_nonfinite(c), "targets": n_nonfinite.astype(jnp.int32),
+    nonfinite = {"features": n_bad_features, "scale": count_nonfinite(c), "targets": n_nonfinite.astype(jnp.int32),
                  "quality": sum(count_nonfinite(leaf) for leaf in jax.tree_util.tree_leaves(quality)
                                 if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating)),
                  "relevance": count_nonfinite(relevance["lengthscale"]) if relevance else jnp.zeros((), jnp.int32)}
@@ -184,10 +184,11 @@ def fit_router(
 
 
 def prepare(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHyper,
-            gold_label: Array | None = None) -> tuple[Preprocessed, dict]:
+            gold_label: Array | None = None) -> tuple[Preprocessed, dict, Array]:
     """``data`` as every model of a fit sees it: standardised, preference labels on the gold scale, and
     (with ``config.relevance``) each feature divided by its learned length-scale. Returns the preprocessed
-    data and the relevance's used hyper-parameters (``{}`` without it).
+    data, the relevance's used hyper-parameters (``{}`` without it), and the count of non-finite
+    standardised features (before the relevance, so that a failure is attributed to its stage).
 
     The relevance learns from the labels the method may use (its ``relevance_labels``; by default every
     row's observed label). For methods with the default (:func:`shares_relevance`) the search depends only
@@ -195,17 +196,17 @@ def prepare(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHype
     and passes it to them as ``hyper.relevance``, which skips the search.
     """
     prep = preprocess(data, config.standardize, config.scale)
-    if config.relevance is None:
-        return prep, {}
     X = prep.data.features
+    if config.relevance is None:
+        return prep, {}, count_nonfinite(X)
     label, weight = prep.data.label, prep.data.weight
     if hasattr(config.method, "relevance_labels"):
         label, weight = config.method.relevance_labels(prep.data, gold_label)
     # Its own key: the learners' keys (``fit_keys``) stay those of a fit without relevance.
     learned = config.relevance.fit(jax.random.fold_in(key, 0x5E1), X, label, weight, hyper.relevance)
     std = Standardizer(prep.standardizer.mean, prep.standardizer.scale * config.relevance.scale(learned["lengthscale"]))
-    X = standardize(std, data.features)
-    return prep._replace(data=prep.data._replace(features=X), standardizer=std), {**hyper.relevance, **learned}
+    return (prep._replace(data=prep.data._replace(features=standardize(std, data.features)), standardizer=std),
+            {**hyper.relevance, **learned}, count_nonfinite(X))
 
 
 def shares_relevance(config: RouterConfig) -> bool:

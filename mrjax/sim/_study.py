@@ -57,8 +57,9 @@ class StudyConfig:
     n_components : principal components of the embeddings (real-data studies only).
     standardize : feature standardisation of every method (``RouterConfig.standardize``):
         ``True`` per feature, ``"common"`` one common scale (relative scales kept).
-    relevance : learn a length-scale per feature from each run's labelled rows and divide the features by
-        it before every model (``RouterConfig.relevance``); one search per run, shared by all methods.
+    relevance : learn a length-scale per feature from the labels each method may use and divide the
+        features by it before every model (``RouterConfig.relevance``); the methods that use both
+        sources share one search per run.
     n_folds : cross-fitting folds of the Meta-Routers.
     batch_size : runs per device per compiled batch (bounds memory); results do not
         depend on the number of devices for a given batch size.
@@ -93,7 +94,7 @@ class StudyConfig:
     bootstrap_level: float = 0.95
     preference_weight: float = hyper_field(1.0)
     learner: str = "rff"
-    relevance: bool = True
+    relevance: bool = False
 
     def __post_init__(self):
         if isinstance(self.methods, str):
@@ -232,7 +233,7 @@ def _fit_and_score(k_fit, k_rand, data, gold_label, test_features, truth, config
     routers = list(hyper.routers)
     shared = [i for i, rc in enumerate(configs) if shares_relevance(rc)]
     if shared:  # one relevance search per run for the methods that learn it from every observed label
-        _, relevance = prepare(k_fit, data, configs[shared[0]], routers[shared[0]])
+        _, relevance, _ = prepare(k_fit, data, configs[shared[0]], routers[shared[0]])
         for i in shared:
             routers[i] = routers[i]._replace(relevance=relevance)
     for rc, rh in zip(configs, routers):
