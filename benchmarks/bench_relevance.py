@@ -3,7 +3,7 @@
 For each task the default study runs twice with the same key (so the same splits, data and random
 router): ``StudyConfig(relevance=True)`` and ``relevance=False`` (the default). Reports each
 method's oracle-normalised area and ψ̂ RMSE both ways, and the paired per-run differences (on − off)
-in raw area (× 100) and in ψ̂ RMSE, ± se over runs; and each study's seconds with compilation.
+in raw area (as `bench_peers`) and in ψ̂ RMSE, ± se over runs; and each study's seconds with compilation.
 
     python benchmarks/bench_relevance.py [--runs 200] [--real-runs 100] [--only paper-like,routellm-mmlu]
         [--data-dir ../shared/data/routellm-evals] [--out benchmarks/results/bench_relevance.json]
@@ -50,7 +50,7 @@ def _task(name, n_gold, runs, data_dir):
     (on, s_on, a_on), (off, s_off, a_off) = out[True], out[False]
     rows = {}
     for m, method in enumerate(on.methods):
-        da, dr = 100 * (a_on[:, m] - a_off[:, m]), on.rmse[:, m] - off.rmse[:, m]
+        da, dr = a_on[:, m] - a_off[:, m], on.rmse[:, m] - off.rmse[:, m]
         rows[method] = {
             "area_on": float(s_on.area[m]), "area_off": float(s_off.area[m]),
             "rmse_on": float(on.rmse[:, m].mean()), "rmse_off": float(off.rmse[:, m].mean()),
@@ -78,7 +78,7 @@ def main(argv=None):
         t = _task(name, gold, runs, args.data_dir)
         tasks.append(t)
         print(f"\n{name}, {gold} gold, {runs} runs: {t['seconds_on']:.0f} s with relevance, {t['seconds_off']:.0f} s without")
-        print("| method | area on | area off | Δ raw area ×100 | ψ̂ RMSE on | off | Δ RMSE |")
+        print("| method | area on | area off | Δ raw area | ψ̂ RMSE on | off | Δ RMSE |")
         for m, r in t["rows"].items():
             print(f"| {m} | {r['area_on']:.3f} | {r['area_off']:.3f} | {r['area_diff']:+.2f} ± {r['area_diff_se']:.2f} | "
                   f"{r['rmse_on']:.3f} | {r['rmse_off']:.3f} | {r['rmse_diff']:+.3f} ± {r['rmse_diff_se']:.3f} |", flush=True)

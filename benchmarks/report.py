@@ -181,7 +181,7 @@ def render_relevance(result: dict) -> list[str]:
     lines = [
         "`bench_relevance.py`: the default study with the feature relevance (`relevance=True`) and "
         "without it (the default), on identical runs (same key, splits and random router). Area: oracle-normalised; Δ: paired "
-        "per-run difference on − off, raw area × 100 and ψ̂ RMSE, ± se over runs (positive Δ area and negative "
+        "per-run difference on − off in raw area (as in the studies against RF) and in ψ̂ RMSE, ± se over runs (positive Δ area and negative "
         "Δ RMSE favour the relevance).",
     ]
     for t in result["tasks"]:
