@@ -106,13 +106,14 @@ def _search(X, y, w, omega, phase, hyper, n_steps, key=None, batch_rows=None):
 
 @dataclasses.dataclass(frozen=True)
 class FeatureRelevance:
-    """A length-scale per feature, learned once per router fit from all its labelled rows and shared by
-    every model of the fit (outcome, propensity, bias and quality models see features divided by it).
+    """A length-scale per feature, learned once per router fit and shared by every model of the fit
+    (outcome, propensity, bias and quality models see features divided by it; ``RouterConfig.relevance``).
 
     The criterion is :class:`RelevanceRidge`'s: the weighted exact leave-one-out error of a random-feature
-    ridge with an ARD kernel, descended by Adam. It runs on the pooled labels (gold, and preference on the
-    gold scale), whose relevant features are those of ψ and of the bias together, and on ``batch_rows``
-    rows drawn afresh each step, so its cost does not grow with the data. Dividing feature ``j`` by
+    ridge with an ARD kernel, descended by Adam. It runs on the labels the router method may use (a
+    Meta-Router's: gold and preference on the gold scale, whose relevant features are those of ψ and of
+    the bias together), on ``batch_rows`` rows drawn afresh each step, so its cost does not grow with the
+    data. Dividing feature ``j`` by
     ``ℓ_j / sqrt(d)`` makes the default random-feature kernel (``bandwidth = 1``) that ARD kernel, and
     shrinks a feature that no label depends on towards a constant for every learner; trees are unaffected
     (their splits do not depend on a feature's scale).
