@@ -111,8 +111,8 @@ class RouterInfo(NamedTuple):
         and ``quality`` (ψ̂'s fitted parameters: finite parameters on finite features give finite
         ψ̂, at O(p) instead of a prediction pass) and ``relevance`` (the learned length-scales); the
         bias stages are in ``cate.nonfinite``.
-    relevance : dict, the feature relevance's hyper-parameters with what it learned (``lengthscale``
-        (d,) on the standardised features' scale, ``criterion``): a refit with it skips the search.
+    relevance : dict, the feature relevance's hyper-parameters with what it learned (``lengthscale``,
+        (d,), on the standardised features' scale): a refit with it skips the search.
         Empty without ``config.relevance``.
     """
 
@@ -241,8 +241,8 @@ def fixed_config(config: RouterConfig) -> RouterConfig:
 def fixed_tuning(config: RouterConfig, hyper: RouterHyper | None, info: RouterInfo) -> tuple[RouterConfig, RouterHyper]:
     """The configuration and hyper-parameters that refit with a fit's tuning held fixed.
 
-    Every selected ridge penalty (GCV or leave-one-out; one per fold for cross-fitted nuisances) and a
-    cross-validated λ are replaced by the values ``info`` reports, and the learners that
+    Every selected ridge penalty (GCV or leave-one-out; one per fold for cross-fitted nuisances), a
+    cross-validated λ and the learned feature relevance are replaced by the values ``info`` reports, and the learners that
     selected them by fixed-penalty copies. ``fit_router`` with the result on the same data
     reproduces the fit (to float rounding); on re-weighted data (a bootstrap replicate) it
     refits everything except the tuning — a Cholesky solve where selection needs an
