@@ -46,13 +46,14 @@ def quantile_edges(X: Array, weight: Array, n_bins: int) -> Array:
     """``(d, n_bins − 1)`` edges at the weighted quantiles ``k / n_bins`` of each column: the smallest value
     whose cumulative weight reaches each quantile (rows of weight 0 never set an edge; integer weights
     give the edges of repeated rows)."""
-    order = jnp.argsort(X, axis=0)
-    xs = jnp.take_along_axis(X, order, axis=0)
-    cw = jnp.cumsum(weight[order], axis=0)
-    q = (jnp.arange(1, n_bins) / n_bins)[None, :] * cw[-1, :][:, None]  # (d, B-1)
-    idx = jax.vmap(lambda c, t: jnp.searchsorted(c, t, side="left"))(cw.T, q)
+    # One sort per column, carrying the weights, along the contiguous axis (4× faster on CPU than an
+    # argsort down the columns followed by a gather).
+    xs, ws = jax.lax.sort((X.T, jnp.broadcast_to(weight, X.T.shape)), dimension=1, num_keys=1, is_stable=True)
+    cw = jnp.cumsum(ws, axis=1)
+    q = (jnp.arange(1, n_bins) / n_bins)[None, :] * cw[:, -1:]  # (d, B-1)
+    idx = jax.vmap(lambda c, t: jnp.searchsorted(c, t, side="left"))(cw, q)
     idx = jnp.clip(idx, 0, X.shape[0] - 1)
-    return jnp.take_along_axis(xs.T, idx, axis=1)
+    return jnp.take_along_axis(xs, idx, axis=1)
 
 
 def bin_features(edges: Array, X: Array) -> Array:
@@ -143,17 +144,35 @@ def _goes_right(bins: Array, feature: Array, threshold: Array, node: Array) -> A
     return (jnp.take_along_axis(bins, f[:, None], axis=1)[:, 0] > threshold[node]).astype(jnp.int32)
 
 
+def _positive_first(key: PRNGKey, weight: Array) -> tuple[Array, Array]:
+    """A random order of the rows with the positive-weight rows first, and how many there are."""
+    u = jax.random.uniform(key, weight.shape) + (weight <= 0)
+    return jnp.argsort(u), jnp.sum(weight > 0)
+
+
+def _window(b: _Binned, rows: Array, n_bins: int) -> _Binned:
+    """The binned training rows ``rows`` only."""
+    bins = b.bins[rows]
+    if b.cell is not None:
+        return _Binned(bins, (jnp.arange(bins.shape[1])[None, :] * n_bins + bins).reshape(-1), None)
+    return _Binned(bins, None, b.onehot[rows])
+
+
+def _leaf_of(bins: Array, feature: Array, threshold: Array) -> Array:
+    """Each row's leaf in one tree (``feature``, ``threshold`` ``(D, 2**(D−1))``)."""
+    node = jnp.zeros((bins.shape[0],), jnp.int32)
+    for level in range(feature.shape[0]):
+        node = node + _goes_right(bins, feature[level], threshold[level], node) * 2 ** level
+    return node
+
+
 def _predict_sum(params: TreeParams, X: Array) -> Array:
     """``base + Σ_trees leaf[leaf of x]``."""
     bins = bin_features(params.edges, X)
-    D = params.feature.shape[1]
 
     def one(f, t):
         feature, threshold, leaf = t
-        node = jnp.zeros((X.shape[0],), jnp.int32)
-        for level in range(D):
-            node = node + _goes_right(bins, feature[level], threshold[level], node) * 2 ** level
-        return f + leaf[node], None
+        return f + leaf[_leaf_of(bins, feature, threshold)], None
 
     f, _ = jax.lax.scan(one, jnp.full((X.shape[0],), params.base, X.dtype),
                         (params.feature, params.threshold, params.leaf))
@@ -178,6 +197,11 @@ class GradientBoostedTrees:
     ----------
     n_trees, depth, n_bins : static shapes.
     learning_rate : shrinkage of every tree (sweepable).
+    split_rows : with more training rows than this (static), the bin edges and each tree's splits come from
+        a window of ``split_rows`` rows, and the leaf values still from every row. The windows run in turn
+        through one random order of the positive-weight rows (drawn from the fit's key), so every such row
+        is used about equally often, all of them in every tree when they fit in one window, and a tree
+        costs about the same at 400k rows as at ``split_rows``. ``None`` always scores every row.
     l2 : L2 penalty on leaf values, in units of the hessian (the row weight for squared loss).
     min_child_weight : a split whose lighter child has less hessian weight than this in some node
         contributes no gain there.
@@ -191,9 +215,12 @@ class GradientBoostedTrees:
     l2: float = hyper_field(1.0)
     min_child_weight: float = hyper_field(1.0)
     task: str = "regression"
+    split_rows: int | None = 65_536
 
     def __post_init__(self):
         _check_shapes(self)
+        if self.split_rows is not None and (not isinstance(self.split_rows, int) or self.split_rows < 1):
+            raise ValueError(f"split_rows must be a positive integer or None, got {self.split_rows!r}")
 
     def hyper(self) -> dict[str, Array]:
         return {k: jnp.asarray(getattr(self, k), jnp.float32) for k in ("learning_rate", "l2", "min_child_weight")}
@@ -202,7 +229,20 @@ class GradientBoostedTrees:
         check_xyw(X, y, weight)
         hyper = self.hyper() if hyper is None else hyper
         lr, l2, mcw = hyper["learning_rate"], hyper["l2"], hyper["min_child_weight"]
-        edges = quantile_edges(X, weight, self.n_bins)
+        n = X.shape[0]
+        windowed = self.split_rows is not None and self.split_rows < n
+        if windowed:
+            order, count = _positive_first(key, weight)
+            mask = (jnp.arange(self.split_rows) < count).astype(X.dtype)  # fewer positive rows than a window
+
+            def window(t):
+                c = jnp.maximum(count, 1)
+                return order[(t * self.split_rows % c + jnp.arange(self.split_rows)) % c]
+
+            first = window(0)
+            edges = quantile_edges(X[first], weight[first] * mask, self.n_bins)
+        else:
+            edges = quantile_edges(X, weight, self.n_bins)
         b = _binned(X, edges, self.n_bins)
         mean = jnp.sum(weight * y) / jnp.maximum(jnp.sum(weight), 1e-12)
         classify = self.task == "classification"
@@ -212,18 +252,25 @@ class GradientBoostedTrees:
         else:
             base = mean
 
-        def tree(f, _):
+        def tree(f, t):
             if classify:
                 p = jax.nn.sigmoid(f)
                 g, h = weight * (p - y), weight * p * (1 - p)
             else:
                 g, h = weight * (f - y), weight
-            feature, threshold, node = _grow(b, g, h, self.depth, self.n_bins, l2, mcw)
+            if windowed:
+                rows = window(t)
+                feature, threshold, _ = _grow(_window(b, rows, self.n_bins), g[rows] * mask, h[rows] * mask,
+                                              self.depth, self.n_bins, l2, mcw)
+                node = _leaf_of(b.bins, feature, threshold)
+            else:
+                feature, threshold, node = _grow(b, g, h, self.depth, self.n_bins, l2, mcw)
             leaves = 2 ** self.depth
             leaf = -lr * _leaf_sums(b, node, g, leaves) / (_leaf_sums(b, node, h, leaves) + l2)
             return f + leaf[node], (feature, threshold, leaf)
 
-        _, (feature, threshold, leaf) = jax.lax.scan(tree, jnp.full(y.shape, base, X.dtype), None, length=self.n_trees)
+        _, (feature, threshold, leaf) = jax.lax.scan(tree, jnp.full(y.shape, base, X.dtype),
+                                                     jnp.arange(self.n_trees))
         return TreeParams(edges, feature, threshold, leaf, base)
 
     def predict(self, params: TreeParams, X: Array) -> Array:
