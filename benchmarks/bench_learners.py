@@ -16,9 +16,10 @@ its time is the mean over the seeds after the first (steady state), the first se
 reported as compile time.
 
     python benchmarks/bench_learners.py [--seeds 5] [--only friedman,sim,routellm] [--speed]
-        [--data-dir ../shared/data/routellm-evals] [--out benchmarks/results/bench_learners.json] [--resume]
+        [--data-dir ../shared/data/routellm-evals] [--out benchmarks/results/bench_learners.json] [--resume [--refresh gbt,auto]]
 
-``--speed`` adds the boosted-tree fit on 10k gold + 390k preference rows (d = 50) of the paper-like
+``--refresh`` re-runs the named learners on the tasks kept by ``--resume`` (after a change to them) and
+keeps the other learners' per-seed results, so the paired ratios stay paired. ``--speed`` adds the boosted-tree fit on 10k gold + 390k preference rows (d = 50) of the paper-like
 simulator (steady state). Needs the ``[bench]`` extra (scikit-learn).
 """
 from __future__ import annotations
@@ -107,14 +108,19 @@ def _mrjax_fit_predict(name):
     return _FITS[name]
 
 
-def run_task(label, make, seeds, learners):
-    """Every learner on ``make(seed)`` for each seed: RMSE per seed and seconds per fit."""
-    out = {name: {"rmse": [], "seconds": []} for name in learners}
+def run_task(label, make, seeds, learners, kept=None):
+    """Every learner on ``make(seed)`` for each seed: RMSE per seed and seconds per fit. ``kept`` holds
+    earlier per-seed results of some learners (same seeds), which are not run again."""
+    kept = kept or {}
+    out = {name: {"rmse": list(kept[name]["rmse"]), "seconds": list(kept[name]["seconds"])} if name in kept
+           else {"rmse": [], "seconds": []} for name in learners}
     for seed in seeds:
         X, y, Xt, ft = make(seed)
         mu, sd = X.mean(0), X.std(0) + 1e-12
         Xs, Xts = (X - mu) / sd, (Xt - mu) / sd
         for name in learners:
+            if name in kept:
+                continue
             t0 = time.perf_counter()
             if name in SKLEARN:
                 pred = _sk(name).fit(Xs, y).predict(Xts)
@@ -182,6 +188,8 @@ def main(argv=None):
     p.add_argument("--learners", default=",".join(MRJAX + SKLEARN))
     p.add_argument("--speed", action="store_true")
     p.add_argument("--resume", action="store_true", help="keep the tasks already in --out (same seeds and learners)")
+    p.add_argument("--refresh", default="", help="with --resume: run these learners again on the kept tasks, "
+                   "keeping the others' per-seed results (paired ratios recomputed)")
     p.add_argument("--data-dir", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "routellm-evals"))
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_learners.json"))
     a = p.parse_args(argv)
@@ -201,9 +209,17 @@ def main(argv=None):
     def save():
         write_result(a.out, result)
 
+    refresh = set(filter(None, a.refresh.split(",")))
+
     def task(label, make):
         if label not in done:
             result["tasks"].append(run_task(label, make, seeds, learners))
+            save()
+        elif refresh:
+            i = next(i for i, t in enumerate(result["tasks"]) if t["task"] == label)
+            old = result["tasks"][i]["learners"]
+            result["tasks"][i] = run_task(label, make, seeds, learners, {n: old[n] for n in learners if n not in refresh})
+            result["tasks"][i]["refreshed"] = sorted(refresh)
             save()
 
     if "friedman" in only:

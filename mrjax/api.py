@@ -568,8 +568,12 @@ class MetaRouter:
         }
         if info.relevance:  # the shortest learned length-scales: the features the labels depend on most
             ell = np.asarray(info.relevance["lengthscale"])
+            z = float(np.asarray(info.relevance.get("held_out_z", np.nan)))
+            min_z = float(np.asarray(info.relevance.get("min_z", np.nan)))
             names = self.feature_names_in_ or [f"x{j}" for j in range(ell.shape[0])]
-            rows["relevant features"] = ", ".join(f"{names[j]} ({ell[j]:.3g})" for j in np.argsort(ell)[:5])
+            rows["relevance held-out z"] = z
+            rows["relevant features"] = (", ".join(f"{names[j]} ({ell[j]:.3g})" for j in np.argsort(ell)[:5])
+                                         if not z <= min_z else f"none kept (held-out improvement {z:.2g} se ≤ {min_z:g})")
         if isinstance(self.config.quality_learner, Auto):
             rows["quality cv losses"] = _losses(self.config.quality_learner, info.quality_hyper)
         cate = getattr(inner, "cate", None)

@@ -99,6 +99,10 @@ def test_feature_relevance_and_its_switches_refuse_bad_values():
         FeatureRelevance(batch_rows=512.0)
     with pytest.raises(ValueError, match="learning_rate must be"):
         FeatureRelevance(learning_rate=-0.1)
+    with pytest.raises(ValueError, match="held_out must be True or False"):
+        FeatureRelevance(held_out=1)
+    with pytest.raises(ValueError, match="min_z must be"):
+        FeatureRelevance(min_z=float("nan"))
     with pytest.raises(ValueError, match="relevance must be a learners.FeatureRelevance or None"):
         RouterConfig(relevance=True)
     with pytest.raises(ValueError, match="relevance must be True or False"):
@@ -116,11 +120,37 @@ def test_feature_relevance_finds_the_relevant_features_from_row_batches():
     fr = FeatureRelevance()
     data = [_two_of_twenty(n=3000, seed=s) for s in range(3)]
     X, y = jnp.stack([d[0] for d in data]), jnp.stack([d[1] for d in data])
-    ell = jax.jit(jax.vmap(lambda k, X, y: fr.fit(k, X, y, jnp.ones_like(y))["lengthscale"]))(
+    out = jax.jit(jax.vmap(lambda k, X, y: fr.fit(k, X, y, jnp.ones_like(y))))(
         jax.random.split(jax.random.key(0), 3), X, y)
-    for e in np.asarray(ell):
+    for e, z in zip(np.asarray(out["lengthscale"]), np.asarray(out["held_out_z"])):
+        assert z > fr.min_z  # the held-out half confirms them
         assert set(np.argsort(e)[:2].tolist()) == {3, 11}, np.round(e, 2)
         assert np.min(np.delete(e, [3, 11])) > 2 * max(e[3], e[11])  # and clearly apart from the other 18
+
+
+@pytest.mark.slow
+def test_length_scales_fitted_to_noise_are_rejected_on_held_out_rows_and_leave_the_router_unchanged():
+    """A label independent of the features: whatever the search on one half finds, the other half does
+    not confirm it (held-out z ≤ 2 on three fixed-key data sets; under the null, z > 2 has probability
+    ≈ 2%), so every length-scale is the isotropic one and the router's ψ̂ is the relevance-free one."""
+    from mrjax.data import from_arrays
+    from mrjax.learners import FeatureRelevance, Ridge
+    from mrjax.router import RouterConfig, fit_router, predict_quality
+
+    fr = FeatureRelevance()
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(1200, 20)).astype(np.float32)
+        y = rng.normal(size=1200).astype(np.float32)
+        out = fr.fit(jax.random.key(seed), jnp.asarray(X), jnp.asarray(y), jnp.ones(1200))
+        assert float(out["held_out_z"]) <= fr.min_z
+        np.testing.assert_array_equal(out["lengthscale"], np.full(20, np.float32(2.0) * np.sqrt(np.float32(20))))
+    data = from_arrays(X, (np.arange(1200) < 200).astype(np.float32), y)
+    psi = {}
+    for relevance in (None, fr):
+        rc = RouterConfig(method="meta", quality_learner=Ridge(), relevance=relevance)
+        psi[relevance is None] = np.asarray(predict_quality(rc, fit_router(jax.random.key(0), data, rc)[0], jnp.asarray(X[:50])))
+    np.testing.assert_allclose(psi[True], psi[False], rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.slow

@@ -91,6 +91,22 @@ def test_split_windows_cycle_through_the_rows_and_keep_the_full_fit_accuracy():
     assert np.mean(ratios) < 1.03, np.round(ratios, 4)
 
 
+def test_one_hot_histograms_equal_the_segment_sums():
+    """The accelerators' histograms (one feature's one-hot bins at a time) equal the CPU's segment sums."""
+    from mrjax.learners._trees import _binned, _sums
+
+    X, y = _data(n=500, d=6)
+    e = quantile_edges(X, jnp.ones(500), 16)
+    node = jax.random.randint(jax.random.key(0), (500,), 0, 4)
+    h = jax.random.uniform(jax.random.key(1), (500,))
+    scatter = _sums(_binned(X, e, 16, scatter=True), node, y, h, 4, 16)
+    product = _sums(_binned(X, e, 16, scatter=False), node, y, h, 4, 16)
+    for a, b in zip(scatter, product):
+        assert a.shape == (4, 6, 16)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert float(jnp.sum(scatter[1])) == pytest.approx(6 * float(jnp.sum(h)), rel=1e-5)  # each row once per feature
+
+
 def test_a_depth_one_tree_finds_the_split_scikit_learn_finds():
     from sklearn.tree import DecisionTreeRegressor
 

@@ -49,9 +49,10 @@ class RelevanceParams(NamedTuple):
         return {**hyper, "penalty": self.penalty, "lengthscale": self.lengthscale}
 
 
-def _loo(theta, X, y, w, omega, phase):
-    """Weighted exact leave-one-out error (Sherman–Morrison, intercept profiled) of the ridge on the
-    basis with length-scales ``exp(theta["log_ell"])`` and relative penalty ``exp(theta["log_g"])``."""
+def _loo_rows(theta, X, y, w, omega, phase):
+    """Each row's share of the weighted exact leave-one-out error (Sherman–Morrison, intercept profiled) of
+    the ridge on the basis with length-scales ``exp(theta["log_ell"])`` and relative penalty
+    ``exp(theta["log_g"])``: ``w_i r_i² / Σw`` for its leave-one-out residual ``r_i``."""
     D = omega.shape[1]
     Z = jnp.sqrt(2.0 / D) * jnp.cos(jnp.matmul(X, omega * jnp.exp(-theta["log_ell"])[:, None], precision="highest") + phase[None, :])
     sw = jnp.sum(w)
@@ -66,36 +67,49 @@ def _loo(theta, X, y, w, omega, phase):
     beta = jax.scipy.linalg.cho_solve(chol, jnp.matmul(Zc.T, w * yc, precision="highest"))
     resid = yc - jnp.matmul(Zc, beta, precision="highest")
     h = w / sw + w * jnp.sum(Zc * jax.scipy.linalg.cho_solve(chol, Zc.T).T, axis=1)
-    return jnp.sum(w * (resid / (1.0 - jnp.minimum(h, 0.99))) ** 2) / sw
+    return w * (resid / (1.0 - jnp.minimum(h, 0.99))) ** 2 / sw
 
 
-def _search(X, y, w, omega, phase, hyper, n_steps, key=None, batch_rows=None):
-    """Adam on ``_loo`` over ``(log ℓ, log relative penalty)`` from the isotropic ``bandwidth · sqrt(d)`` and
-    the GCV penalty on that basis. With ``batch_rows`` below the rows with positive weight, each step
-    scores ``batch_rows`` rows drawn afresh (uniformly among those rows, without replacement; weights
-    kept); otherwise every step scores all rows. Returns the final ``{"log_ell", "log_g"}``."""
-    d, n = X.shape[1], X.shape[0]
-    m = omega.shape[1]
+def _loo(theta, X, y, w, omega, phase):
+    """The weighted exact leave-one-out error (:func:`_loo_rows` summed)."""
+    return jnp.sum(_loo_rows(theta, X, y, w, omega, phase))
+
+
+def _start(X, y, w, omega, phase, hyper):
+    """The isotropic ``bandwidth · sqrt(d)`` length-scales, and the relative penalty that generalised
+    cross-validation chooses on that basis (one eigendecomposition)."""
+    d, m = X.shape[1], omega.shape[1]
     ell0 = hyper["bandwidth"] * jnp.sqrt(float(d))
-    # The relative penalty starts at the GCV choice on the isotropic basis (one eigendecomposition).
     Z0 = _design(RandomFourier(m), FeatureParams(omega / ell0, phase), X)
     G0, b0, yy0, w20 = _moments(Z0, y, w)
     grid = jnp.asarray(GCV_GRID, X.dtype)
     score, ok = _gcv_score(_spectrum(G0, b0, yy0, grid), w20)
-    theta = {"log_ell": jnp.full((d,), jnp.log(ell0), X.dtype), "log_g": jnp.log(grid[_best(score, ok)])}
-    opt = optax.adam(hyper["learning_rate"])
-    value_and_grad = jax.value_and_grad(_loo)
-    batched = batch_rows is not None and batch_rows < n
-    # Rows of zero weight are never drawn while enough rows have positive weight (a -inf Gumbel key).
+    return {"log_ell": jnp.full((d,), jnp.log(ell0), X.dtype), "log_g": jnp.log(grid[_best(score, ok)])}
+
+
+def _rows(key, w, k):
+    """``k`` rows drawn uniformly without replacement among those of positive weight (a -inf Gumbel key
+    for the others: they are drawn only when fewer than ``k`` rows have weight)."""
     floor = jnp.where(w > 0, 0.0, -jnp.inf)
+    return jax.lax.top_k(floor + jax.random.gumbel(key, w.shape, w.dtype), k)[1]
+
+
+def _search(X, y, w, omega, phase, theta, learning_rate, n_steps, key=None, batch_rows=None):
+    """Adam on ``_loo`` over ``(log ℓ, log relative penalty)`` from ``theta`` (:func:`_start`). With
+    ``batch_rows`` below the number of rows, each step scores ``batch_rows`` rows drawn afresh (:func:`_rows`;
+    weights kept); otherwise every step scores all rows. Returns the final ``{"log_ell", "log_g"}``."""
+    n = X.shape[0]
+    opt = optax.adam(learning_rate)
+    grad = jax.grad(_loo)
+    batched = batch_rows is not None and batch_rows < n
 
     def step(carry, k):
         th, state = carry
         if batched:
-            _, rows = jax.lax.top_k(floor + jax.random.gumbel(k, (n,), X.dtype), batch_rows)
-            _, g = value_and_grad(th, X[rows], y[rows], w[rows], omega, phase)
+            rows = _rows(k, w, batch_rows)
+            g = grad(th, X[rows], y[rows], w[rows], omega, phase)
         else:
-            _, g = value_and_grad(th, X, y, w, omega, phase)
+            g = grad(th, X, y, w, omega, phase)
         updates, state = opt.update(g, state, th)
         return (optax.apply_updates(th, updates), state), None
 
@@ -104,61 +118,104 @@ def _search(X, y, w, omega, phase, hyper, n_steps, key=None, batch_rows=None):
     return theta
 
 
+def _improvement_z(before, after, w):
+    """How many standard errors the per-row leave-one-out errors fell from ``before`` to ``after``
+    (paired over the rows of positive weight)."""
+    pos = (w > 0).astype(before.dtype)
+    k = jnp.maximum(jnp.sum(pos), 2.0)
+    d = (before - after) * pos
+    mean = jnp.sum(d) / k
+    var = jnp.sum(pos * (d - mean) ** 2) / (k - 1)
+    return mean / jnp.sqrt(var / k + 1e-30)
+
+
 @dataclasses.dataclass(frozen=True)
 class FeatureRelevance:
     """A length-scale per feature, learned once per router fit and shared by every model of the fit
     (outcome, propensity, bias and quality models see features divided by it; ``RouterConfig.relevance``).
 
     The criterion is :class:`RelevanceRidge`'s: the weighted exact leave-one-out error of a random-feature
-    ridge with an ARD kernel, descended by Adam. It runs on the labels the router method may use (a
-    Meta-Router's: gold and preference on the gold scale, whose relevant features are those of ψ and of
-    the bias together), on ``batch_rows`` rows drawn afresh each step, so its cost does not grow with the
-    data. Dividing feature ``j`` by
-    ``ℓ_j / sqrt(d)`` makes the default random-feature kernel (``bandwidth = 1``) that ARD kernel, and
-    shrinks a feature that no label depends on towards a constant for every learner; trees are unaffected
-    (their splits do not depend on a feature's scale).
+    ridge with an ARD kernel, descended by Adam from the isotropic kernel. It runs on the labels the router
+    method may use (a Meta-Router's: gold and preference on the gold scale, whose relevant features are
+    those of ψ and of the bias together), on ``batch_rows`` rows drawn afresh each step, so its cost does
+    not grow with the data.
+
+    Held out: the search sees a random half of the rows (by the fit's key), and its length-scales are kept
+    only when, on ``batch_rows`` rows of the other half, their leave-one-out error beats the isotropic
+    kernel's by more than ``min_z`` standard errors (paired over rows); otherwise every feature keeps the
+    isotropic length-scale. Length-scales tuned on a weak signal (few rows, or labels barely predictable
+    from the features) fit its noise, and only fresh rows show it.
+
+    Feature ``j`` is then divided by ``ℓ_j / (bandwidth · sqrt(d))``: the isotropic kernel leaves the
+    features as they were, and a random-feature kernel of the same ``bandwidth`` (the default learner's,
+    2.0) becomes the learned ARD kernel. A feature that no label depends on shrinks towards a constant for
+    every learner; trees are unaffected (their splits do not depend on a feature's scale).
 
     Attributes
     ----------
     search_features : random Fourier features of the search's kernel (static).
     n_steps : Adam steps (static).
-    batch_rows : rows scored per step (static); all rows when there are fewer.
-    bandwidth : the starting length-scale in units of ``sqrt(d)`` (hyper-parameter).
+    batch_rows : rows scored per step and by the held-out check (static); all rows when there are fewer.
+    held_out : search on half the rows and check on the other half (static); ``False`` searches on all
+        rows and keeps what it finds.
+    bandwidth : the isotropic length-scale in units of ``sqrt(d)``: the search's start and the scale that
+        leaves features unchanged (hyper-parameter).
     learning_rate : Adam's step on the log length-scales (hyper-parameter).
+    min_z : standard errors by which the learned length-scales must beat the isotropic ones on the held-out
+        rows (hyper-parameter).
     """
 
     search_features: int = 64
     n_steps: int = 40
     batch_rows: int = 512
+    held_out: bool = True
     bandwidth: float = hyper_field(2.0)
     learning_rate: float = hyper_field(0.15)
+    min_z: float = hyper_field(2.0)
 
     def __post_init__(self):
         for name in ("search_features", "n_steps", "batch_rows"):
             integer(name, getattr(self, name), 1)
+        if not isinstance(self.held_out, bool):
+            raise ValueError(f"held_out must be True or False, got {self.held_out!r}")
         for name in ("bandwidth", "learning_rate"):  # None in a structure (learners.structure)
             if getattr(self, name) is not None:
                 finite(name, getattr(self, name), 0.0, strict=True)
+        if self.min_z is not None:
+            finite("min_z", self.min_z)
 
     def hyper(self) -> dict[str, Array]:
-        return {"bandwidth": jnp.asarray(self.bandwidth, jnp.float32),
-                "learning_rate": jnp.asarray(self.learning_rate, jnp.float32)}
+        return {name: jnp.asarray(getattr(self, name), jnp.float32) for name in ("bandwidth", "learning_rate", "min_z")}
 
     def fit(self, key: PRNGKey, X: Array, y: Array, weight: Array, hyper: Hyper | None = None) -> dict[str, Array]:
-        """``{"lengthscale": ℓ (d,)}``; a ``hyper`` holding ``"lengthscale"`` returns it unchanged (a refit
-        with the tuning held fixed)."""
+        """``{"lengthscale": ℓ (d,), "held_out_z": z}`` (``z``: the held-out improvement over the isotropic
+        kernel in standard errors; ``nan`` without ``held_out``). A ``hyper`` holding ``"lengthscale"``
+        returns it unchanged (a refit with the tuning held fixed)."""
         check_xyw(X, y, weight)
         hyper = self.hyper() if hyper is None else hyper
         if "lengthscale" in hyper:
-            return {"lengthscale": hyper["lengthscale"]}
-        k_basis, k_rows = jax.random.split(key)
-        base = RandomFourier(self.search_features).init(k_basis, X.shape[1], {"bandwidth": jnp.ones((), X.dtype) / jnp.sqrt(float(X.shape[1]))})
-        theta = _search(X, y, weight, base.frequencies, base.phase, hyper, self.n_steps, k_rows, self.batch_rows)
-        return {"lengthscale": jnp.exp(theta["log_ell"])}
+            return {"lengthscale": hyper["lengthscale"], "held_out_z": hyper.get("held_out_z", jnp.full((), jnp.nan, X.dtype))}
+        k_basis, k_rows, k_half, k_check = jax.random.split(key, 4)
+        d = X.shape[1]
+        base = RandomFourier(self.search_features).init(k_basis, d, {"bandwidth": jnp.ones((), X.dtype) / jnp.sqrt(float(d))})
+        omega, phase = base.frequencies, base.phase
+        start = _start(X, y, weight, omega, phase, hyper)
+        if not self.held_out:
+            theta = _search(X, y, weight, omega, phase, start, hyper["learning_rate"], self.n_steps, k_rows, self.batch_rows)
+            return {"lengthscale": jnp.exp(theta["log_ell"]), "held_out_z": jnp.full((), jnp.nan, X.dtype)}
+        check = jax.random.bernoulli(k_half, 0.5, weight.shape)
+        w_search, w_check = jnp.where(check, 0.0, weight), jnp.where(check, weight, 0.0)
+        theta = _search(X, y, w_search, omega, phase, start, hyper["learning_rate"], self.n_steps, k_rows, self.batch_rows)
+        rows = _rows(k_check, w_check, min(self.batch_rows, X.shape[0]))
+        Xc, yc, wc = X[rows], y[rows], w_check[rows]
+        z = _improvement_z(_loo_rows(start, Xc, yc, wc, omega, phase), _loo_rows(theta, Xc, yc, wc, omega, phase), wc)
+        # Rejected: exactly the isotropic ℓ, so that ``scale`` is exactly 1 and the features stay as they were.
+        isotropic = jnp.full((d,), hyper["bandwidth"] * jnp.sqrt(float(d)), X.dtype)
+        return {"lengthscale": jnp.where(z > hyper["min_z"], jnp.exp(theta["log_ell"]), isotropic), "held_out_z": z}
 
-    def scale(self, lengthscale: Array) -> Array:
-        """The factor each standardised feature is divided by: ``ℓ / sqrt(d)``."""
-        return lengthscale / jnp.sqrt(float(lengthscale.shape[0]))
+    def scale(self, lengthscale: Array, bandwidth: Array) -> Array:
+        """The factor each standardised feature is divided by: ``ℓ / (bandwidth · sqrt(d))``."""
+        return lengthscale / (bandwidth * jnp.sqrt(float(lengthscale.shape[0])))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,7 +274,7 @@ class RelevanceRidge:
     def _search(self, X, y, w, omega, phase, hyper):
         m = min(self.search_features, self.n_features)
         omega, phase = omega[:, :m], phase[:m]
-        theta = _search(X, y, w, omega, phase, hyper, self.n_steps)
+        theta = _search(X, y, w, omega, phase, _start(X, y, w, omega, phase, hyper), hyper["learning_rate"], self.n_steps)
         value, g = jax.value_and_grad(_loo)(theta, X, y, w, omega, phase)
         grad_norm = jnp.sqrt(sum(jnp.sum(v**2) for v in jax.tree_util.tree_leaves(g)))
         return jnp.exp(theta["log_ell"]), grad_norm, value

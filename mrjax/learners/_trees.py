@@ -5,9 +5,9 @@ Each feature is cut into ``n_bins`` bins at the weighted quantiles of the traini
 ``D`` is oblivious (symmetric): level ``l`` splits every node on the same (feature, bin) pair, chosen to
 maximise the summed second-order gain of all nodes (XGBoost's gain with an L2 leaf penalty), so a row's
 leaf is a D-bit number and prediction is a gather. Gradient and hessian histograms of all nodes come
-from one pass per level: a segment sum on CPU (sequential, so deterministic), a matrix product with the
-rows' one-hot bins elsewhere (accelerators' scatter-adds use atomics, whose float sums change bits from run
-to run; the product does not). A random forest grows level-wise trees (each node its own split) on
+from one pass per level: a segment sum on CPU (sequential, so deterministic), elsewhere a matrix product
+with one feature's one-hot bins at a time (accelerators' scatter-adds use atomics, whose float sums change
+bits from run to run; the product does not). A random forest grows level-wise trees (each node its own split) on
 Poisson-bagged weights with a random subset of features per node, and averages their leaf means.
 """
 from __future__ import annotations
@@ -66,17 +66,18 @@ class _Binned(NamedTuple):
     """The training rows on their bins, with what the histograms need."""
 
     bins: Array  # (n, d) int32
-    cell: Array | None  # (n·d,) feature·B + bin (CPU)
-    onehot: Array | None  # (n, d·B) (accelerators)
+    cell: Array | None  # (n·d,) feature·B + bin for a segment sum (CPU); None: one-hot products
 
 
-def _binned(X: Array, edges: Array, n_bins: int) -> _Binned:
-    bins = bin_features(edges, X)
-    n, d = X.shape
-    if jax.default_backend() == "cpu":
-        return _Binned(bins, (jnp.arange(d)[None, :] * n_bins + bins).reshape(-1), None)
-    onehot = (bins[:, :, None] == jnp.arange(n_bins)[None, None, :]).astype(X.dtype).reshape(n, d * n_bins)
-    return _Binned(bins, None, onehot)
+def _binned(X: Array, edges: Array, n_bins: int, scatter: bool | None = None) -> _Binned:
+    """``scatter`` (default: on CPU) sums histograms by segment sum, else by products with one-hot bins."""
+    return _cells(bin_features(edges, X), n_bins, jax.default_backend() == "cpu" if scatter is None else scatter)
+
+
+def _cells(bins: Array, n_bins: int, scatter: bool) -> _Binned:
+    if not scatter:
+        return _Binned(bins, None)
+    return _Binned(bins, (jnp.arange(bins.shape[1])[None, :] * n_bins + bins).reshape(-1))
 
 
 def _sums(b: _Binned, node: Array, g: Array, h: Array, m: int, n_bins: int) -> tuple[Array, Array]:
@@ -86,11 +87,16 @@ def _sums(b: _Binned, node: Array, g: Array, h: Array, m: int, n_bins: int) -> t
         index = jnp.repeat(node, d) * (d * n_bins) + b.cell
         values = jnp.stack([jnp.repeat(g, d), jnp.repeat(h, d)], axis=1)
         out = jax.ops.segment_sum(values, index, num_segments=m * d * n_bins).T.reshape(2, m, d, n_bins)
-    else:
-        at = (node[:, None] == jnp.arange(m)[None, :]).astype(g.dtype)
-        out = jnp.matmul(jnp.concatenate([at * g[:, None], at * h[:, None]], axis=1).T, b.onehot,
-                         precision="highest").reshape(2, m, d, n_bins)
-    return out[0], out[1]
+        return out[0], out[1]
+    at = (node[:, None] == jnp.arange(m)[None, :]).astype(g.dtype)
+    lhs = jnp.concatenate([at * g[:, None], at * h[:, None]], axis=1).T  # (2m, n)
+
+    def feature(column):  # one feature's (n, n_bins) one-hot at a time: memory O(n · n_bins), not O(n · d · n_bins)
+        onehot = (column[:, None] == jnp.arange(n_bins)[None, :]).astype(g.dtype)
+        return jnp.matmul(lhs, onehot, precision="highest")
+
+    out = jax.lax.map(feature, b.bins.T).reshape(d, 2, m, n_bins)
+    return out[:, 0].transpose(1, 0, 2), out[:, 1].transpose(1, 0, 2)
 
 
 def _leaf_sums(b: _Binned, node: Array, v: Array, leaves: int) -> Array:
@@ -152,10 +158,7 @@ def _positive_first(key: PRNGKey, weight: Array) -> tuple[Array, Array]:
 
 def _window(b: _Binned, rows: Array, n_bins: int) -> _Binned:
     """The binned training rows ``rows`` only."""
-    bins = b.bins[rows]
-    if b.cell is not None:
-        return _Binned(bins, (jnp.arange(bins.shape[1])[None, :] * n_bins + bins).reshape(-1), None)
-    return _Binned(bins, None, b.onehot[rows])
+    return _cells(b.bins[rows], n_bins, b.cell is not None)
 
 
 def _leaf_of(bins: Array, feature: Array, threshold: Array) -> Array:
@@ -195,7 +198,9 @@ class GradientBoostedTrees:
 
     Attributes
     ----------
-    n_trees, depth, n_bins : static shapes.
+    n_trees, depth, n_bins : static shapes. 255 bins, as scikit-learn's and LightGBM's defaults: a target that
+        turns within a sliver of a feature's range (Friedman #3 near ``x0 = 0``) needs them, and a split
+        costs the same per row whatever the number of bins.
     learning_rate : shrinkage of every tree (sweepable).
     split_rows : with more training rows than this (static), the bin edges and each tree's splits come from
         a window of ``split_rows`` rows, and the leaf values still from every row. The windows run in turn
@@ -210,7 +215,7 @@ class GradientBoostedTrees:
 
     n_trees: int = 200
     depth: int = 4
-    n_bins: int = 32
+    n_bins: int = 255
     learning_rate: float = hyper_field(0.1)
     l2: float = hyper_field(1.0)
     min_child_weight: float = hyper_field(1.0)

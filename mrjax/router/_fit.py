@@ -204,9 +204,11 @@ def prepare(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHype
         label, weight = config.method.relevance_labels(prep.data, gold_label)
     # Its own key: the learners' keys (``fit_keys``) stay those of a fit without relevance.
     learned = config.relevance.fit(jax.random.fold_in(key, 0x5E1), X, label, weight, hyper.relevance)
-    std = Standardizer(prep.standardizer.mean, prep.standardizer.scale * config.relevance.scale(learned["lengthscale"]))
+    used = {**hyper.relevance, **learned}
+    std = Standardizer(prep.standardizer.mean,
+                       prep.standardizer.scale * config.relevance.scale(learned["lengthscale"], used["bandwidth"]))
     return (prep._replace(data=prep.data._replace(features=standardize(std, data.features)), standardizer=std),
-            {**hyper.relevance, **learned}, count_nonfinite(X))
+            used, count_nonfinite(X))
 
 
 def shares_relevance(config: RouterConfig) -> bool:
