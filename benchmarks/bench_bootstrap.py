@@ -9,8 +9,11 @@ on the same data. Each mrjax pipeline runs twice: re-selecting every penalty in 
 replicate (default) and with the tuning held at the point fit's choices (``retune=False``).
 Reports seconds per replicate and the ratio, measured in one run.
 
-    python benchmarks/bench_bootstrap.py [--replicates 1000] [--econml-replicates 10]
+    python benchmarks/bench_bootstrap.py [--replicates 1000] [--econml-replicates 10] [--relevance]
         [--n-gold 100 --n-preference 3900] [--out benchmarks/results/bench_bootstrap.json]
+
+``--relevance`` adds each pipeline with the feature relevance (``RouterConfig.relevance``), which a
+replicate re-learns, or holds with ``retune=False``.
 
 EconML needs the ``[bench]`` extra; ``--econml-replicates 0`` skips it.
 """
@@ -31,6 +34,7 @@ from _meta import run_meta  # noqa: E402
 
 from mrjax.data import paper_like
 from mrjax.inference import bootstrap_predict, bootstrap_weights
+from mrjax.learners import FeatureRelevance
 from mrjax.router import RouterConfig
 
 
@@ -42,14 +46,17 @@ def main(argv=None):
     p.add_argument("--n-gold", type=int, default=100)
     p.add_argument("--n-preference", type=int, default=3900)
     p.add_argument("--kinds", default="dr,r")
+    p.add_argument("--relevance", action="store_true", help="also each pipeline with the feature relevance "
+                   "(RouterConfig(relevance=FeatureRelevance()); re-learned per replicate unless retune=False)")
     p.add_argument("--out", default="benchmarks/results/bench_bootstrap.json")
     a = p.parse_args(argv)
     sim = paper_like(jax.random.key(0), n_gold=a.n_gold, n_preference=a.n_preference)
     W = bootstrap_weights(jax.random.key(1), sim.data.is_gold, a.replicates)
     boot = jax.jit(bootstrap_predict, static_argnames=("config", "target", "chunk", "retune"))
     rows = {}
-    for kind in a.kinds.split(","):
-        config = RouterConfig(method=f"meta_{kind}")
+    variants = [(kind, relevance) for kind in a.kinds.split(",") for relevance in ((False, True) if a.relevance else (False,))]
+    for kind, relevance in variants:
+        config = RouterConfig(method=f"meta_{kind}", relevance=FeatureRelevance() if relevance else None)
         for retune in (True, False):
             run = lambda: boot(jax.random.key(2), sim.data, sim.test_features, W, config, chunk=a.chunk,
                                retune=retune).block_until_ready()
@@ -59,7 +66,7 @@ def main(argv=None):
             t0 = time.perf_counter()
             run()
             steady = time.perf_counter() - t0
-            name = f"mrjax_{kind}" + ("" if retune else "_fixed_tuning")
+            name = f"mrjax_{kind}" + ("_relevance" if relevance else "") + ("" if retune else "_fixed_tuning")
             rows[name] = {"replicates": a.replicates, "retune": retune, "first_call_s": first, "steady_s": steady,
                           "per_replicate_s": steady / a.replicates}
             print(f"{name}: {a.replicates} replicates, first call {first:.1f} s, steady {steady:.1f} s", flush=True)
