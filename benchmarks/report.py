@@ -155,7 +155,7 @@ def render_learners(result: dict) -> list[str]:
 def render_peers(result: dict) -> list[str]:
     learner = result.get("learner", "rff")
     lines = [
-        f"`bench_peers.py`: {result['runs']} identical runs of {result['data']} at {result.get('n_gold', 100)} gold rows, "
+        f"`bench_peers.py`: {result['runs']} identical runs of {result['data']} at {result.get('n_gold', 100):,} gold rows, "
         f"mrjax with `learner=\"{learner}\"` for every model"
         f"{' and the feature relevance' if result.get('relevance') else ', no feature relevance'} "
         "against the authors' random-forest pipeline (`rf:`). "
