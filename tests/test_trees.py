@@ -91,6 +91,17 @@ def test_split_windows_cycle_through_the_rows_and_keep_the_full_fit_accuracy():
     assert np.mean(ratios) < 1.03, np.round(ratios, 4)
 
 
+def test_bad_tree_settings_are_refused_by_name():
+    for kwargs, message in [(dict(n_bins=1), "n_bins must be at least 2"), (dict(depth=0), "depth must be a positive"),
+                            (dict(split_rows=0), "split_rows must be a positive integer or None"),
+                            (dict(split_rows=1000.0), "split_rows must be a positive integer or None"),
+                            (dict(task="ranking"), "task must be")]:
+        with pytest.raises(ValueError, match=message):
+            GradientBoostedTrees(**kwargs)
+    with pytest.raises(ValueError, match="max_features must be a share"):
+        RandomForest(max_features=0.0)
+
+
 def test_one_hot_histograms_equal_the_segment_sums():
     """The accelerators' histograms (one feature's one-hot bins at a time) equal the CPU's segment sums."""
     from mrjax.learners._trees import _binned, _sums
