@@ -571,9 +571,10 @@ class MetaRouter:
             z = float(np.asarray(info.relevance.get("held_out_z", np.nan)))
             min_z = float(np.asarray(info.relevance.get("min_z", np.nan)))
             names = self.feature_names_in_ or [f"x{j}" for j in range(ell.shape[0])]
+            rejected = z <= min_z  # False when unchecked (held_out=False: z is nan)
             rows["relevance held-out z"] = z
-            rows["relevant features"] = (", ".join(f"{names[j]} ({ell[j]:.3g})" for j in np.argsort(ell)[:5])
-                                         if not z <= min_z else f"none kept (held-out improvement {z:.2g} se ≤ {min_z:g})")
+            rows["relevant features"] = (f"none kept (held-out improvement {z:.2g} se ≤ {min_z:g})" if rejected
+                                         else ", ".join(f"{names[j]} ({ell[j]:.3g})" for j in np.argsort(ell)[:5]))
         if isinstance(self.config.quality_learner, Auto):
             rows["quality cv losses"] = _losses(self.config.quality_learner, info.quality_hyper)
         cate = getattr(inner, "cate", None)
