@@ -290,3 +290,17 @@ def test_the_study_learner_by_name_reaches_every_model():
             assert isinstance(cate.outcome, GradientBoostedTrees) and isinstance(cate.effect, GradientBoostedTrees)
     with pytest.raises(ValueError, match="learner must be one of"):
         StudyConfig(learner="trees")
+
+
+@pytest.mark.slow
+def test_runs_with_the_relevance_do_not_depend_on_batching():
+    """A vmapped Adam search rounds differently by batch shape, so the study runs each run's searches on its
+    own (lax.map): a run's bits are the same in any batch, and with its own search's."""
+    config = StudyConfig(**{**TINY, "methods": ("meta_r", "pooled", "golden", "all_golden"), "relevance": True})
+    together = run_study(jax.random.key(0), config, progress=False)
+    other_batching = run_study(jax.random.key(0), dataclasses.replace(config, batch_size=3), progress=False)
+    if jax.default_backend() == "cpu":
+        np.testing.assert_array_equal(together.rmse, other_batching.rmse)
+        np.testing.assert_array_equal(together.efficiency, other_batching.efficiency)
+    else:  # as in test_runs_in_one_call_equal_separate_calls
+        np.testing.assert_allclose(together.rmse, other_batching.rmse, rtol=2e-5)

@@ -212,32 +212,69 @@ def study_hyper(config: StudyConfig) -> StudyHyper:
     return StudyHyper(routers, config.simulation.numbers())
 
 
+class RunInputs(NamedTuple):
+    """What one run fits and scores on: its fit and random-router keys, the training data, every training
+    row's gold label (All-Golden's), and the test queries with their true gains."""
+
+    k_fit: PRNGKey
+    k_rand: PRNGKey
+    data: Dataset
+    gold_label: Array
+    test_features: Array
+    truth: Array
+
+
 def one_run(key: PRNGKey, config: StudyConfig, hyper: StudyHyper | None = None) -> tuple:
     """Simulate one dataset, fit every method, and score it. Pure; vmap over keys.
 
     ``hyper`` (default: ``study_hyper(config)``) carries the numbers, so ``config`` may be a structure.
     """
     hyper = study_hyper(config) if hyper is None else hyper
+    inputs = _simulated(key, config, hyper)
+    return _fit_and_score(inputs, config, hyper, _relevances(inputs, config, hyper))
+
+
+def _simulated(key: PRNGKey, config: StudyConfig, hyper: StudyHyper) -> RunInputs:
     k_sim, k_fit, k_rand = jax.random.split(key, 3)
     design = dataclasses.replace(config.simulation, **hyper.simulation)
     sim = simulate(k_sim, config.n_gold, config.n_preference, config.n_test, design)
-    return _fit_and_score(k_fit, k_rand, sim.data, sim.gold_label, sim.test_features, sim.test_truth.quality_gain,
-                          config, hyper)
+    return RunInputs(k_fit, k_rand, sim.data, sim.gold_label, sim.test_features, sim.test_truth.quality_gain)
 
 
-def _fit_and_score(k_fit, k_rand, data, gold_label, test_features, truth, config: StudyConfig,
-                   hyper: StudyHyper) -> tuple:
-    """Fit every method on ``data``, rank the test queries, and score against ``truth``."""
+def _searched(config: StudyConfig) -> list:
+    """For each method, the method whose relevance search it uses (the first of those that share one,
+    :func:`shares_relevance`), or ``None`` when it has no relevance or searches inside its own fit (a
+    cross-validated λ searches per fold)."""
+    out, shared = [], None
+    for i, rc in enumerate(config.router_configs()):
+        if rc.relevance is None or hasattr(rc.method, "select_weight"):
+            out.append(None)
+        elif shares_relevance(rc):
+            shared = i if shared is None else shared
+            out.append(shared)
+        else:
+            out.append(i)
+    return out
+
+
+def _relevances(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper) -> tuple:
+    """Each method's learned relevance (its ``RouterHyper.relevance`` with the ``lengthscale``; ``None`` where
+    :func:`_searched` says so): one search per distinct entry, the one the method's own fit would run."""
+    configs, searched = config.router_configs(), _searched(config)
+    found = {}
+    for i in dict.fromkeys(s for s in searched if s is not None):
+        _, found[i], _ = prepare(inputs.k_fit, inputs.data, configs[i], hyper.routers[i], inputs.gold_label)
+    return tuple(None if s is None else found[s] for s in searched)
+
+
+def _fit_and_score(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper, relevances: tuple) -> tuple:
+    """Fit every method on ``inputs.data`` (with the relevances of :func:`_relevances`), rank the test
+    queries, and score against ``inputs.truth``."""
+    k_fit, k_rand, data, gold_label, test_features, truth = inputs
     scores = []
     configs = config.router_configs()
-    routers = list(hyper.routers)
-    shared = [i for i, rc in enumerate(configs) if shares_relevance(rc)]
-    if shared:  # one relevance search per run for the methods that learn it from every observed label
-        _, relevance, _ = prepare(k_fit, data, configs[shared[0]], routers[shared[0]])
-        for i in shared:
-            routers[i] = routers[i]._replace(relevance=relevance)
-    for rc, rh in zip(configs, routers):
-        fit, _ = fit_router(k_fit, data, rc, rh, gold_label=gold_label)
+    for rc, rh, rel in zip(configs, hyper.routers, relevances):
+        fit, _ = fit_router(k_fit, data, rc, rh if rel is None else rh._replace(relevance=rel), gold_label=gold_label)
         scores.append(predict_quality(rc, fit, test_features))
     scores = jnp.stack(scores)
     grid = jnp.asarray(USAGE_GRID, truth.dtype)
@@ -248,6 +285,7 @@ def _fit_and_score(k_fit, k_rand, data, gold_label, test_features, truth, config
         return curves.efficiency, curves.random, curves.oracle, rmse, nonfinite
     m = config.method_names.index(config.bootstrap_method)
     W = bootstrap_weights(jax.random.fold_in(k_rand, 1), data.is_gold, config.bootstrap, mask=data.weight > 0)
+    # ``hyper`` holds no learned relevance: every replicate learns its own, and the band carries that uncertainty.
     draws = bootstrap_predict(k_fit, data, test_features, W, configs[m], hyper.routers[m], chunk=4)
     eg_draws, eg_point = efficiency_gain_draws(draws, scores[m], grid)
     lo, hi = interval(eg_draws, eg_point, config.bootstrap_level, "percentile")
@@ -266,6 +304,12 @@ def pool_run(key: PRNGKey, embedding: Array, gold_gain: Array, preference_label:
     their real gold gains; the RMSE is against those labels. ``hyper`` as in :func:`one_run`.
     """
     hyper = study_hyper(config) if hyper is None else hyper
+    inputs = _pooled(key, (embedding, gold_gain, preference_label), config)
+    return _fit_and_score(inputs, config, hyper, _relevances(inputs, config, hyper))
+
+
+def _pooled(key: PRNGKey, pool: tuple, config: StudyConfig) -> RunInputs:
+    embedding, gold_gain, preference_label = pool
     N = embedding.shape[0]
     k_split, k_fit, k_rand = jax.random.split(key, 3)
     perm = jax.random.permutation(k_split, N)
@@ -278,7 +322,7 @@ def pool_run(key: PRNGKey, embedding: Array, gold_gain: Array, preference_label:
     _, vecs = jnp.linalg.eigh(cov)
     X = jnp.matmul(centred, vecs[:, ::-1][:, : config.n_components], precision="highest")
     data = Dataset(X, is_gold, jnp.where(is_gold > 0.5, gold_gain, preference_label), train)
-    return _fit_and_score(k_fit, k_rand, data, gold_gain, X[test], gold_gain[test], config, hyper)
+    return RunInputs(k_fit, k_rand, data, gold_gain, X[test], gold_gain[test])
 
 
 def run_keys(key: PRNGKey, n_runs: int) -> Array:
@@ -299,21 +343,29 @@ def _compiled(config: StudyConfig, devices: tuple, run_fn: Callable | None, pool
     multi-controller run can build its shards of."""
     mesh = Mesh(np.asarray(devices), ("runs",))
     spec = PartitionSpec("runs")
+    wrap = functools.partial(jax.random.wrap_key_data, impl=impl)
     if run_fn is not None:
-        inner = lambda k, h, pool: run_fn(k)  # noqa: E731
-    elif pooled:
-        inner = lambda k, h, pool: pool_run(k, *pool, config, h)  # noqa: E731
+        batch = jax.vmap(lambda raw, h, pool: run_fn(wrap(raw)), in_axes=(0, None, None))
     else:
-        inner = lambda k, h, pool: one_run(k, config, h)  # noqa: E731
+        def batch(raw, h, pool):
+            if pooled:
+                inputs = jax.vmap(lambda r: _pooled(wrap(r), pool, config))(raw)
+            else:
+                inputs = jax.vmap(lambda r: _simulated(wrap(r), config, h))(raw)
+            # The relevance searches run one run at a time (lax.map), so that a run's bits do not depend on
+            # its batch: a vmapped Adam search rounds differently by batch shape (docs/design.md).
+            if any(s is not None for s in _searched(config)):
+                relevances = jax.lax.map(lambda inp: _relevances(inp, config, h), inputs)
+            else:
+                relevances = (None,) * len(config.methods)
+            return jax.vmap(lambda inp, rel: _fit_and_score(inp, config, h, rel))(inputs, relevances)
 
-    def fn(raw, h, pool):
-        return inner(jax.random.wrap_key_data(raw, impl=impl), h, pool)
     # On CPU the study program's time goes to LAPACK and matrix products, not to XLA's own
     # element-wise kernels, so LLVM optimisation level 1 compiles it faster at the same run
     # time (docs/design.md).
     options = {"xla_backend_optimization_level": 1} if devices[0].platform == "cpu" else None
     batched = jax.jit(
-        jax.shard_map(jax.vmap(fn, in_axes=(0, None, None)), mesh=mesh, in_specs=(spec, PartitionSpec(), PartitionSpec()),
+        jax.shard_map(batch, mesh=mesh, in_specs=(spec, PartitionSpec(), PartitionSpec()),
                       out_specs=spec, check_vma=False),
         compiler_options=options,
     )
