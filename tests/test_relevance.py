@@ -107,8 +107,12 @@ def test_feature_relevance_and_its_switches_refuse_bad_values():
         RouterConfig(relevance=True)
     with pytest.raises(ValueError, match="relevance must be True or False"):
         MetaRouter(relevance="yes")
-    with pytest.raises(ValueError, match="relevance must be True or False"):
+    with pytest.raises(ValueError, match="relevance must be True, False or a learners.FeatureRelevance"):
         StudyConfig(relevance=1)
+    # A value sets the search of every method; True is the default value.
+    custom = FeatureRelevance(search_features=16, min_z=3.0)
+    assert {rc.relevance for rc in StudyConfig(relevance=custom).router_configs()} == {custom}
+    assert {rc.relevance for rc in StudyConfig(relevance=True).router_configs()} == {FeatureRelevance()}
 
 
 @pytest.mark.slow
@@ -241,3 +245,38 @@ def test_feature_relevance_stays_finite_on_a_nearly_noiseless_target_of_discrete
     y = np.array([len(t) / 10.0 for t in texts]) + 0.1 * rng.normal(size=400)
     ell = FeatureRelevance().fit(jax.random.key(0), jnp.asarray(X), jnp.asarray(y, jnp.float32), jnp.ones(400))["lengthscale"]
     assert np.isfinite(np.asarray(ell)).all()
+
+
+def test_fast_cos_is_within_a_float32_cos_of_the_float64_cosine():
+    """The search's cosine (reduction and polynomial, for speed) against float64 NumPy: values and slopes."""
+    from mrjax.learners._features import fast_cos
+
+    x = np.concatenate([np.linspace(-1e4, 1e4, 200_001), np.linspace(-7, 7, 10_001)]).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(fast_cos(jnp.asarray(x))), np.cos(x.astype(np.float64)), rtol=0, atol=1e-6)
+    slope = np.asarray(jax.vmap(jax.grad(fast_cos))(jnp.asarray(x)))
+    np.testing.assert_allclose(slope, -np.sin(x.astype(np.float64)), rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("log_g", [-2.0, -30.0])
+def test_the_search_criterion_in_float32_agrees_with_float64_down_to_the_penalty_floor(log_g):
+    """The criterion inverts L with one small triangular solve and uses fast_cos; at log_g = −30 the relative
+    floor sets the penalty (condition number 1e5), with a nearly noiseless target and three short ℓ."""
+    from mrjax.learners._relevance import _loo
+
+    rng = np.random.default_rng(0)
+    n, d, D = 512, 50, 64
+    X = rng.normal(size=(n, d))
+    y = np.sin(X[:, 0]) + X[:, 1] * X[:, 2] + 0.01 * rng.normal(size=n)
+    w, omega, phase = rng.uniform(0.5, 2.0, n), rng.normal(size=(d, D)), rng.uniform(0, 2 * np.pi, D)
+    theta = {"log_ell": np.log(np.where(np.arange(d) < 3, 0.7, 14.0)), "log_g": np.asarray(log_g)}
+
+    def value_and_grad(dtype):
+        cast = lambda a: jnp.asarray(a, dtype)  # noqa: E731
+        v, g = jax.value_and_grad(_loo)(jax.tree_util.tree_map(cast, theta), *map(cast, (X, y, w, omega, phase)))
+        return float(v), np.asarray(g["log_ell"], np.float64)
+
+    v32, g32 = value_and_grad(jnp.float32)
+    with jax.enable_x64(True):
+        v64, g64 = value_and_grad(jnp.float64)
+    assert abs(v32 - v64) <= 1e-5 * v64, (v32, v64)
+    assert np.max(np.abs(g32 - g64)) <= 1e-5 * np.max(np.abs(g64)), np.max(np.abs(g32 - g64))

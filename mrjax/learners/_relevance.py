@@ -20,7 +20,7 @@ from mrjax._checks import finite, integer
 from mrjax._hyper import hyper_field
 from mrjax._typing import Array, Hyper, PRNGKey
 from mrjax.learners._base import check_xyw
-from mrjax.learners._features import FeatureParams, RandomFourier
+from mrjax.learners._features import FeatureParams, RandomFourier, fast_cos
 from mrjax.learners._linear import GCV_GRID, Ridge, _best, _design, _gcv_score, _moments, _solve_psd, _spectrum
 
 
@@ -54,7 +54,8 @@ def _loo_rows(theta, X, y, w, omega, phase):
     the ridge on the basis with length-scales ``exp(theta["log_ell"])`` and relative penalty
     ``exp(theta["log_g"])``: ``w_i r_i² / Σw`` for its leave-one-out residual ``r_i``."""
     D = omega.shape[1]
-    Z = jnp.sqrt(2.0 / D) * jnp.cos(jnp.matmul(X, omega * jnp.exp(-theta["log_ell"])[:, None], precision="highest") + phase[None, :])
+    # fast_cos: the trigonometric functions were half of each Adam step (XLA's cos and sin on CPU).
+    Z = jnp.sqrt(2.0 / D) * fast_cos(jnp.matmul(X, omega * jnp.exp(-theta["log_ell"])[:, None], precision="highest") + phase[None, :])
     sw = jnp.sum(w)
     zbar, ybar = jnp.matmul(w, Z, precision="highest") / sw, jnp.sum(w * y) / sw
     Zc, yc = Z - zbar[None, :], y - ybar
@@ -65,7 +66,10 @@ def _loo_rows(theta, X, y, w, omega, phase):
     A = Gc + (lam + 1e-5 * jnp.trace(Gc) / D + 1e-12) * jnp.eye(D, dtype=Z.dtype)
     # One triangular solve serves the coefficients and the leverages: with A = L Lᵀ and V = L⁻¹ Zcᵀ,
     # ŷ = Vᵀ V (w ∘ yc) and h_i = w_i ‖V_:i‖² (half the work of solving with A for every row).
-    V = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(A), Zc.T, lower=True)
+    # L⁻¹ by one D × D triangular solve, then a product: faster on CPU than a triangular solve with n right-hand
+    # sides, and accurate here (the floor bounds the condition number of L by ~300).
+    L_inv = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(A), jnp.eye(D, dtype=Z.dtype), lower=True)
+    V = jnp.matmul(L_inv, Zc.T, precision="highest")
     resid = yc - jnp.matmul(jnp.matmul(V, w * yc, precision="highest"), V, precision="highest")
     h = w / sw + w * jnp.sum(V * V, axis=0)
     return w * (resid / (1.0 - jnp.minimum(h, 0.99))) ** 2 / sw
@@ -104,18 +108,18 @@ def _search(X, y, w, omega, phase, theta, learning_rate, n_steps, key=None, batc
     grad = jax.grad(_loo)
     batched = batch_rows is not None and batch_rows < n
 
-    def step(carry, k):
+    def step(carry, rows):
         th, state = carry
         if batched:
-            rows = _rows(k, w, batch_rows)
             g = grad(th, X[rows], y[rows], w[rows], omega, phase)
         else:
             g = grad(th, X, y, w, omega, phase)
         updates, state = opt.update(g, state, th)
         return (optax.apply_updates(th, updates), state), None
 
-    steps = jax.random.split(key, n_steps) if batched else None
-    (theta, _), _ = jax.lax.scan(step, (theta, opt.init(theta)), steps, length=n_steps)
+    # Every step's rows drawn before the loop, in one batched draw (the same rows as drawing them step by step).
+    rows = jax.vmap(lambda k: _rows(k, w, batch_rows))(jax.random.split(key, n_steps)) if batched else None
+    (theta, _), _ = jax.lax.scan(step, (theta, opt.init(theta)), rows, length=n_steps)
     return theta
 
 

@@ -59,7 +59,8 @@ class StudyConfig:
         ``True`` per feature, ``"common"`` one common scale (relative scales kept).
     relevance : learn a length-scale per feature from the labels each method may use and divide the
         features by it before every model (``RouterConfig.relevance``); the methods that use both
-        sources share one search per run.
+        sources share one search per run. ``True`` is ``learners.FeatureRelevance()``; a value sets its
+        settings.
     n_folds : cross-fitting folds of the Meta-Routers.
     batch_size : runs per device per compiled batch (bounds memory); results do not
         depend on the number of devices for a given batch size.
@@ -94,7 +95,7 @@ class StudyConfig:
     bootstrap_level: float = 0.95
     preference_weight: float = hyper_field(1.0)
     learner: str = "rff"
-    relevance: bool = False
+    relevance: bool | FeatureRelevance = False
 
     def __post_init__(self):
         if isinstance(self.methods, str):
@@ -130,8 +131,8 @@ class StudyConfig:
             raise ValueError(f"n_gold ({self.n_gold}) must be at least n_folds ({self.n_folds}): every fold needs "
                              "gold rows to cross-fit")
         choice("learner", self.learner, REGRESSORS)
-        if not isinstance(self.relevance, bool):
-            raise ValueError(f"relevance must be True or False, got {self.relevance!r}")
+        if not isinstance(self.relevance, (bool, FeatureRelevance)):
+            raise ValueError(f"relevance must be True, False or a learners.FeatureRelevance, got {self.relevance!r}")
         self.router_configs()  # every method value built once, so a bad combination fails here, not in a trace
 
     def router_configs(self) -> list[RouterConfig]:
@@ -147,9 +148,16 @@ class StudyConfig:
         return [
             RouterConfig(method=method.with_learners(outcome=learner, n_folds=self.n_folds, **effect),
                          quality_learner=learner, standardize=self.standardize,
-                         relevance=FeatureRelevance() if self.relevance else None)
+                         relevance=self.relevance_value)
             for method in self.method_values()
         ]
+
+    @property
+    def relevance_value(self) -> FeatureRelevance | None:
+        """The feature relevance of every method (``True``: ``FeatureRelevance()``), or None."""
+        if isinstance(self.relevance, FeatureRelevance):
+            return self.relevance
+        return FeatureRelevance() if self.relevance else None
 
     @property
     def method_names(self) -> tuple[str, ...]:
