@@ -97,7 +97,8 @@ def main(argv=None):
     p.add_argument("--peer-cache", default=None, help="NPZ of per-run peer ψ̂ and seconds, read and extended")
     p.add_argument("--learner", default="rff", help="StudyConfig.learner: the regressor of every mrjax model")
     p.add_argument("--n-gold", type=int, default=StudyConfig().n_gold)
-    p.add_argument("--relevance", action="store_true", help="StudyConfig.relevance=True: the feature relevance")
+    p.add_argument("--relevance", action=argparse.BooleanOptionalAction, default=StudyConfig().relevance,
+                   help="StudyConfig.relevance: the feature relevance (on by default)")
     p.add_argument("--study-runs", type=int, default=200,
                    help="also time mrjax's whole study of this many runs (fresh compile; 0: skip) against "
                         "the RF pipeline's measured per-run time times this many runs")

@@ -134,7 +134,9 @@ class MetaRouter:
     relevance : ``True`` learns a length-scale per feature once per fit, from the labels the method may
         use (a Meta-Router: both sources), and divides the features by it before every model
         (``learners.FeatureRelevance``): features no label depends on fade out of every kernel and
-        penalty. ``summary()`` then reports the most relevant features. ``False`` (default) skips it.
+        penalty. ``summary()`` then reports the most relevant features. The learned length-scales are
+        kept only when they beat the shared one on held-out rows, so where no feature stands out the fit
+        is the relevance-free one. ``True`` by default; ``False`` skips it.
     seed : int in ``[0, 2**32)``.
     trim : ``a`` in ``[0, 0.5)``: rows whose propensity lies outside ``[a, 1 − a]`` are left out of the
         R/DR bias fit (by weight; 0: none). Δ̂ is then estimated where the sources overlap and
@@ -171,7 +173,7 @@ class MetaRouter:
         propensity_clip: Sequence[float] = (1e-3, 1 - 1e-3),
         bias_clip: float | None = None,
         standardize: bool | str = True,
-        relevance: bool = False,
+        relevance: bool = True,
         seed: int = 0,
         trim: float = 0.0,
         progress: bool = True,

@@ -186,14 +186,18 @@ def test_real_sentence_model_when_installed(tmp_path):
     assert np.array_equal(embed_texts(["What is 2 + 2?"], cache, encoder=lambda t: 1 / 0), e[:1])  # from the cache
 
 
-def test_the_feature_relevance_is_off_unless_switched_on():
-    """``mrjax fit --relevance`` and ``mrjax study --relevance`` switch it on; it is off otherwise."""
+def test_the_feature_relevance_is_on_unless_switched_off():
+    """``mrjax fit --no-relevance`` and ``mrjax study --no-relevance`` switch it off; it is on otherwise, as in
+    ``MetaRouter`` and ``StudyConfig``."""
+    from mrjax import MetaRouter
     from mrjax.cli import _parser
     from mrjax.cli._router import _router_args
+    from mrjax.sim import StudyConfig
 
+    assert MetaRouter().relevance is True and StudyConfig().relevance is True
     base = ["fit", "train.csv", "-o", "router"]
-    assert _router_args(_parser().parse_args(base))["relevance"] is False
-    assert _router_args(_parser().parse_args([*base, "--relevance"]))["relevance"] is True
+    assert _router_args(_parser().parse_args(base))["relevance"] is True
+    assert _router_args(_parser().parse_args([*base, "--no-relevance"]))["relevance"] is False
     from mrjax.cli import _settings, study_config
-    assert study_config(_settings(_parser().parse_args(["study"]))).relevance is False
-    assert study_config(_settings(_parser().parse_args(["study", "--relevance"]))).relevance is True
+    assert study_config(_settings(_parser().parse_args(["study"]))).relevance is True
+    assert study_config(_settings(_parser().parse_args(["study", "--no-relevance"]))).relevance is False

@@ -11,6 +11,7 @@ status 2, with nothing written.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import warnings
@@ -52,9 +53,9 @@ def _router_options(p) -> None:
     g.add_argument("--standardize", choices=tuple(STANDARDIZE), default="features",
                    help="feature scaling: per feature (default), one common scale (embeddings' principal components), "
                         "or none")
-    g.add_argument("--relevance", action="store_true",
+    g.add_argument("--relevance", action=argparse.BooleanOptionalAction, default=True,
                    help="learn a length-scale per feature from the labelled rows and divide the features by it "
-                        "before every model (MetaRouter's relevance=True)")
+                        "before every model (default; MetaRouter's relevance)")
     g.add_argument("--seed", type=int, default=0, help="random key of the fit")
     g.add_argument("--trim", type=float, default=0.0, help="leave rows with propensity outside [a, 1-a] out of the bias fit")
 

@@ -59,8 +59,8 @@ class StudyConfig:
         ``True`` per feature, ``"common"`` one common scale (relative scales kept).
     relevance : learn a length-scale per feature from the labels each method may use and divide the
         features by it before every model (``RouterConfig.relevance``); the methods that use both
-        sources share one search per run. ``True`` is ``learners.FeatureRelevance()``; a value sets its
-        settings.
+        sources share one search per run. ``True`` (default) is ``learners.FeatureRelevance()``; a value
+        sets its settings; ``False`` skips it.
     n_folds : cross-fitting folds of the Meta-Routers.
     batch_size : runs per device per compiled batch (bounds memory); results do not
         depend on the number of devices for a given batch size.
@@ -95,7 +95,7 @@ class StudyConfig:
     bootstrap_level: float = 0.95
     preference_weight: float = hyper_field(1.0)
     learner: str = "rff"
-    relevance: bool | FeatureRelevance = False
+    relevance: bool | FeatureRelevance = True
 
     def __post_init__(self):
         if isinstance(self.methods, str):
