@@ -182,8 +182,8 @@ def render_peers(result: dict) -> list[str]:
 
 def render_relevance(result: dict) -> list[str]:
     lines = [
-        "`bench_relevance.py`: the default study with the feature relevance (`relevance=True`) and "
-        "without it (the default), on identical runs (same key, splits and random router). Area: oracle-normalised; Δ: paired "
+        "`bench_relevance.py`: the default study with the feature relevance (`relevance=True`, the default) and "
+        "without it (`relevance=False`), on identical runs (same key, splits and random router). Area: oracle-normalised; Δ: paired "
         "per-run difference on − off in raw area (as in the studies against RF) and in ψ̂ RMSE, ± se over runs (positive Δ area and negative "
         "Δ RMSE favour the relevance).",
     ]

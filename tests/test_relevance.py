@@ -220,7 +220,7 @@ def test_the_relevance_makes_the_meta_router_more_accurate_on_the_paper_like_sim
     three standard errors of the paired differences (a Monte-Carlo bound, not a tuned constant)."""
     from mrjax.sim import StudyConfig, run_study
 
-    base = StudyConfig(n_runs=12, batch_size=12, methods=("meta_r",))
+    base = StudyConfig(n_runs=12, batch_size=12, methods=("meta_r",), relevance=False)
     off = run_study(jax.random.key(0), base, progress=False).rmse[:, 0]
     on = run_study(jax.random.key(0), StudyConfig(n_runs=12, batch_size=12, methods=("meta_r",), relevance=True),
                    progress=False).rmse[:, 0]

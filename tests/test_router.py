@@ -223,14 +223,14 @@ def test_facade_intervals_bracket_the_point_and_validate():
     sim = paper_like(jax.random.key(6), n_gold=60, n_preference=400, n_test=15)
     X, t, o = (np.asarray(a) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
     g = t == 1
-    mr = MetaRouter(learner=Ridge(), seed=2).fit(X[g], o[g], X[~g], o[~g])
+    mr = MetaRouter(learner=Ridge(), relevance=False, seed=2).fit(X[g], o[g], X[~g], o[~g])
     Xt = np.asarray(sim.test_features)
     lo, hi = mr.quality_interval(Xt, n_replicates=40)
     psi = mr.quality_gain(Xt)
     assert lo.shape == (15,) and np.all(lo < hi)
     # Percentile intervals of 40 replicates need not contain the point everywhere, but nearly always do.
     assert np.mean((lo <= psi) & (psi <= hi)) > 0.8
-    # Nothing is tuned with fixed-penalty ridge, so holding the tuning changes nothing.
+    # Nothing is tuned with fixed-penalty ridge and no feature relevance, so holding the tuning changes nothing.
     lo_fixed, hi_fixed = mr.quality_interval(Xt, n_replicates=40, retune=False)
     np.testing.assert_allclose(np.c_[lo_fixed, hi_fixed], np.c_[lo, hi], rtol=1e-4, atol=1e-4)
     elo, ehi = mr.effect_interval(Xt, n_replicates=40, kind="normal", bootstrap="dirichlet")

@@ -22,6 +22,9 @@ TINY = dict(n_runs=4, n_test=50, n_gold=20, n_preference=200, n_features_rff=16,
 
 @pytest.mark.slow
 def test_runs_in_one_call_equal_separate_calls():
+    """A run's bits do not depend on its batch, with the feature relevance (the default) too: its Adam search
+    would round differently by batch shape if vmapped (measured: 1.7e-5 after 3 steps), so the study runs
+    each run's searches on their own."""
     together = run_study(jax.random.key(0), StudyConfig(**TINY), progress=False)
     assert together.efficiency.shape == (4, 3, 61) and together.rmse.shape == (4, 3)
     np.testing.assert_array_equal(together.nonfinite, np.zeros((4, 3), int))  # every ψ̂ finite, and counted
@@ -291,16 +294,3 @@ def test_the_study_learner_by_name_reaches_every_model():
     with pytest.raises(ValueError, match="learner must be one of"):
         StudyConfig(learner="trees")
 
-
-@pytest.mark.slow
-def test_runs_with_the_relevance_do_not_depend_on_batching():
-    """A vmapped Adam search rounds differently by batch shape, so the study runs each run's searches on its
-    own (lax.map): a run's bits are the same in any batch, and with its own search's."""
-    config = StudyConfig(**{**TINY, "methods": ("meta_r", "pooled", "golden", "all_golden"), "relevance": True})
-    together = run_study(jax.random.key(0), config, progress=False)
-    other_batching = run_study(jax.random.key(0), dataclasses.replace(config, batch_size=3), progress=False)
-    if jax.default_backend() == "cpu":
-        np.testing.assert_array_equal(together.rmse, other_batching.rmse)
-        np.testing.assert_array_equal(together.efficiency, other_batching.efficiency)
-    else:  # as in test_runs_in_one_call_equal_separate_calls
-        np.testing.assert_allclose(together.rmse, other_batching.rmse, rtol=2e-5)
