@@ -181,16 +181,27 @@ def render_peers(result: dict) -> list[str]:
 
 
 def render_relevance(result: dict) -> list[str]:
-    lines = [
-        "`bench_relevance.py`: the default study with the feature relevance (`relevance=True`, the default) and "
-        "without it (`relevance=False`), on identical runs (same key, splits and random router). Area: oracle-normalised; Δ: paired "
-        "per-run difference on − off in raw area (as in the studies against RF) and in ψ̂ RMSE, ± se over runs (positive Δ area and negative "
-        "Δ RMSE favour the relevance).",
-    ]
+    against = {t.get("against", "False") for t in result["tasks"]} - {"False"}
+    if against:  # --against: the default search against a variant, not against no relevance
+        lines = [
+            "`bench_relevance.py --against`: the default study with the default feature relevance (\"default\") and with "
+            f"the variant {', '.join(sorted(against))} (\"variant\"), on identical runs. Δ: paired per-run difference "
+            "default − variant in raw area and in ψ̂ RMSE, ± se over runs (positive Δ area and negative Δ RMSE favour the "
+            "default).",
+        ]
+        a, b = "default", "variant"
+    else:
+        lines = [
+            "`bench_relevance.py`: the default study with the feature relevance (`relevance=True`, the default) and "
+            "without it (`relevance=False`), on identical runs (same key, splits and random router). Area: oracle-normalised; Δ: paired "
+            "per-run difference on − off in raw area (as in the studies against RF) and in ψ̂ RMSE, ± se over runs (positive Δ area and negative "
+            "Δ RMSE favour the relevance).",
+        ]
+        a, b = "on", "off"
     for t in result["tasks"]:
-        lines += ["", f"**{t['task']}**, {t['n_gold']} gold rows, {t['runs']} runs ({t['seconds_on']:.0f} s with the "
-                      f"relevance, {t['seconds_off']:.0f} s without, with compilation)", "",
-                  "| method | area on | area off | Δ area | ψ̂ RMSE on | ψ̂ RMSE off | Δ RMSE |", "|---|---|---|---|---|---|---|"]
+        lines += ["", f"**{t['task']}**, {t['n_gold']} gold rows, {t['runs']} runs ({t['seconds_on']:.0f} s {a}, "
+                      f"{t['seconds_off']:.0f} s {b}, with compilation)", "",
+                  f"| method | area {a} | area {b} | Δ area | ψ̂ RMSE {a} | ψ̂ RMSE {b} | Δ RMSE |", "|---|---|---|---|---|---|---|"]
         for m, r in t["rows"].items():
             lines.append(f"| {m} | {r['area_on']:.3f} | {r['area_off']:.3f} | {r['area_diff']:+.2f} ± {r['area_diff_se']:.2f} | "
                          f"{r['rmse_on']:.3f} | {r['rmse_off']:.3f} | {r['rmse_diff']:+.3f} ± {r['rmse_diff_se']:.3f} |")
