@@ -109,6 +109,13 @@ def test_feature_relevance_and_its_switches_refuse_bad_values():
         MetaRouter(relevance="yes")
     with pytest.raises(ValueError, match="relevance must be True, False or a learners.FeatureRelevance"):
         StudyConfig(relevance=1)
+    from mrjax.router._fit import default_hyper, learn_relevances
+    from mrjax.data import paper_like
+
+    sim = paper_like(jax.random.key(0), n_gold=10, n_preference=30, n_test=5, n_features=4)
+    a, b = RouterConfig(relevance=FeatureRelevance()), RouterConfig(relevance=FeatureRelevance(), standardize="common")
+    with pytest.raises(ValueError, match="must share standardize, scale and relevance"):
+        learn_relevances(jax.random.key(0), sim.data, [a, b], [default_hyper(a), default_hyper(b)])
     # A value sets the search of every method; True is the default value.
     custom = FeatureRelevance(search_features=16, min_z=3.0)
     assert {rc.relevance for rc in StudyConfig(relevance=custom).router_configs()} == {custom}

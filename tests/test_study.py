@@ -158,7 +158,7 @@ def test_study_bootstrap_band_and_cli(tmp_path, capsys):
     out = tmp_path / "res"
     assert main(["study", "--runs", "2", "--n-gold", "20", "--n-test", "50", "--n-preference", "200",
                  "--n-features-rff", "16", "--methods", "meta_r,pooled", "--batch-size", "2",
-                 "--bootstrap", "4", "--out", str(out), "--quiet"]) == 0
+                 "--bootstrap", "4", "--no-relevance", "--out", str(out), "--quiet"]) == 0
     b = json.loads((out / "results.json").read_text())["bootstrap"]
     assert b["method"] == "meta_r" and b["replicates"] == 4 and 0.0 <= b["coverage_mean"] <= 1.0
     assert "within-run 95% bands" in capsys.readouterr().out

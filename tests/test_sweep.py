@@ -29,9 +29,11 @@ reference = "golden"
 """
 
 
-def _grid(tmp_path, grid, name="grid.toml"):
+def _grid(tmp_path, grid, name="grid.toml", relevance=True):
     path = tmp_path / name
-    path.write_text(SMALL + grid)
+    # Without the relevance each process compiles in about half the time; the tests that set it test how
+    # cells are written, resumed and shared between processes (a run's bits with it: test_study).
+    path.write_text((SMALL if relevance else SMALL.replace("batch_size = 2\n", "batch_size = 2\nrelevance = false\n")) + grid)
     return str(path)
 
 
@@ -82,7 +84,7 @@ def test_sweep_mistakes_are_usage_errors(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_an_interrupted_sweep_resumes_to_the_same_bits(tmp_path):
-    path = _grid(tmp_path, "[grid]\nn_gold = [20, 30]\npreference_weight = [0.5, 1.0]\n")
+    path = _grid(tmp_path, "[grid]\nn_gold = [20, 30]\npreference_weight = [0.5, 1.0]\n", relevance=False)
     whole = str(tmp_path / "whole")
     assert main(["sweep", path, "--out", whole, "--quiet"]) == 0
     part = str(tmp_path / "part")
@@ -119,7 +121,7 @@ def _free_port() -> int:
 def test_two_processes_with_two_devices_each_give_the_same_bits(tmp_path):
     """jax.distributed on this machine: two processes of two CPU devices each shard every cell's runs over
     four devices; the first process writes. The results equal a one-process sweep bit for bit."""
-    path = _grid(tmp_path, "[grid]\npreference_weight = [0.5, 1.0]\n")
+    path = _grid(tmp_path, "[grid]\npreference_weight = [0.5, 1.0]\n", relevance=False)
     # 8 runs in batches of 2 per device: the same per-device batch on one device and on four.
     text = open(path).read().replace("runs = 4", "runs = 8")
     open(path, "w").write(text)

@@ -199,9 +199,7 @@ def prepare(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHype
     X = prep.data.features
     if config.relevance is None:
         return prep, {}, count_nonfinite(X)
-    label, weight = prep.data.label, prep.data.weight
-    if hasattr(config.method, "relevance_labels"):
-        label, weight = config.method.relevance_labels(prep.data, gold_label)
+    label, weight = _relevance_rows(prep, config, gold_label)
     # Its own key: the learners' keys (``fit_keys``) stay those of a fit without relevance.
     learned = config.relevance.fit(jax.random.fold_in(key, 0x5E1), X, label, weight, hyper.relevance)
     used = {**hyper.relevance, **learned}
@@ -209,6 +207,32 @@ def prepare(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHype
                        prep.standardizer.scale * config.relevance.scale(learned["lengthscale"], used["bandwidth"]))
     return (prep._replace(data=prep.data._replace(features=standardize(std, data.features)), standardizer=std),
             used, count_nonfinite(X))
+
+
+def _relevance_rows(prep: Preprocessed, config: RouterConfig, gold_label: Array | None) -> tuple[Array, Array]:
+    """The labels and weights ``config``'s relevance learns from (its method's ``relevance_labels``, by default
+    every row's observed label)."""
+    if hasattr(config.method, "relevance_labels"):
+        return config.method.relevance_labels(prep.data, gold_label)
+    return prep.data.label, prep.data.weight
+
+
+def learn_relevances(key: PRNGKey, data: Dataset, configs: list, hypers: list,
+                     gold_label: Array | None = None) -> list[dict]:
+    """What :func:`prepare` learns for each of ``configs`` on ``data`` (its third return, ``used``), with the
+    searches vmapped over the configurations: one compiled search instead of one per configuration, to float
+    rounding of the separate searches. The configurations must share their standardisation, scale and
+    relevance value (a study's do)."""
+    first = configs[0]
+    if any((c.standardize, c.scale, c.relevance) != (first.standardize, first.scale, first.relevance) for c in configs):
+        raise ValueError("learn_relevances: the configurations must share standardize, scale and relevance")
+    prep = preprocess(data, first.standardize, first.scale)
+    rows = [_relevance_rows(prep, c, gold_label) for c in configs]
+    hyper = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *[h.relevance for h in hypers])
+    k = jax.random.fold_in(key, 0x5E1)  # prepare's key
+    learned = jax.vmap(lambda y, w, h: first.relevance.fit(k, prep.data.features, y, w, h))(
+        jnp.stack([r[0] for r in rows]), jnp.stack([r[1] for r in rows]), hyper)
+    return [{**h.relevance, **jax.tree_util.tree_map(lambda a: a[i], learned)} for i, h in enumerate(hypers)]
 
 
 def shares_relevance(config: RouterConfig) -> bool:

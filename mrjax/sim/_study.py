@@ -25,7 +25,7 @@ from mrjax.data._simulate import SimulationConfig, simulate
 from mrjax.learners._auto import REGRESSORS, named
 from mrjax.learners._linear import RandomFeatureRidge
 from mrjax.learners._relevance import FeatureRelevance
-from mrjax.router._fit import RouterConfig, default_hyper, fit_router, predict_quality, prepare, shares_relevance
+from mrjax.router._fit import RouterConfig, default_hyper, fit_router, learn_relevances, predict_quality, shares_relevance
 from mrjax.router._presets import PRESETS
 from mrjax.inference._bootstrap import bootstrap_predict, bootstrap_weights, interval
 from mrjax.inference._value import efficiency_gain, efficiency_gain_draws
@@ -267,11 +267,16 @@ def _searched(config: StudyConfig) -> list:
 
 def _relevances(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper) -> tuple:
     """Each method's learned relevance (its ``RouterHyper.relevance`` with the ``lengthscale``; ``None`` where
-    :func:`_searched` says so): one search per distinct entry, the one the method's own fit would run."""
+    :func:`_searched` says so): one search per distinct entry, the one the method's own fit would run (to float
+    rounding: the distinct searches are vmapped together)."""
     configs, searched = config.router_configs(), _searched(config)
-    found = {}
-    for i in dict.fromkeys(s for s in searched if s is not None):
-        _, found[i], _ = prepare(inputs.k_fit, inputs.data, configs[i], hyper.routers[i], inputs.gold_label)
+    distinct = list(dict.fromkeys(s for s in searched if s is not None))
+    if not distinct:
+        return (None,) * len(searched)
+    # One vmapped search for all of them: compiled once, not once per distinct search.
+    learned = learn_relevances(inputs.k_fit, inputs.data, [configs[i] for i in distinct],
+                               [hyper.routers[i] for i in distinct], inputs.gold_label)
+    found = dict(zip(distinct, learned))
     return tuple(None if s is None else found[s] for s in searched)
 
 
