@@ -112,7 +112,7 @@ def test_feature_relevance_and_its_switches_refuse_bad_values():
     from mrjax.router._fit import default_hyper, learn_relevances
     from mrjax.data import paper_like
 
-    sim = paper_like(jax.random.key(0), n_gold=10, n_preference=30, n_test=5, n_features=4)
+    sim = paper_like(jax.random.key(0), n_gold=10, n_preference=30, n_test=5, n_features=8)
     a, b = RouterConfig(relevance=FeatureRelevance()), RouterConfig(relevance=FeatureRelevance(), standardize="common")
     with pytest.raises(ValueError, match="must share standardize, scale and relevance"):
         learn_relevances(jax.random.key(0), sim.data, [a, b], [default_hyper(a), default_hyper(b)])
