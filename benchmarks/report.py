@@ -235,6 +235,8 @@ def main(argv=None):
         if name not in RENDERERS or "meta" not in result or result.get("quick"):
             continue
         title, render = RENDERERS[name]
+        if name == "bench_relevance" and any(t.get("against", "False") != "False" for t in result["tasks"]):
+            title = "The default relevance search against a variant"
         lines += [f"## {title} (`{os.path.basename(path)}`)", "", _meta_line(result["meta"]), "", *render(result), ""]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
