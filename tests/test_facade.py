@@ -46,6 +46,7 @@ def test_summary_reports_the_fit(fitted):
         MetaRouter().summary()
 
 
+@pytest.mark.slow  # end to end: fit, bootstrap (and save, load), intervals
 def test_interval_methods_share_one_kept_bootstrap(fitted, monkeypatch):
     router, F = fitted
     router._replicates = None

@@ -59,6 +59,7 @@ def test_save_load_round_trip_is_bit_identical_in_a_new_process(fitted, tmp_path
         loaded.save(str(tmp_path / "with-data"), keep_data=True)
 
 
+@pytest.mark.slow  # end to end: fit, bootstrap (and save, load), intervals
 def test_keep_data_allows_intervals_after_loading(fitted, tmp_path):
     router, F = fitted
     path = str(tmp_path / "router")
