@@ -200,13 +200,17 @@ def prepare(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHype
     if config.relevance is None:
         return prep, {}, count_nonfinite(X)
     label, weight = _relevance_rows(prep, config, gold_label)
-    # Its own key: the learners' keys (``fit_keys``) stay those of a fit without relevance.
-    learned = config.relevance.fit(jax.random.fold_in(key, 0x5E1), X, label, weight, hyper.relevance)
+    learned = config.relevance.fit(_relevance_key(key), X, label, weight, hyper.relevance)
     used = {**hyper.relevance, **learned}
     std = Standardizer(prep.standardizer.mean,
                        prep.standardizer.scale * config.relevance.scale(learned["lengthscale"], used["bandwidth"]))
     return (prep._replace(data=prep.data._replace(features=standardize(std, data.features)), standardizer=std),
             used, count_nonfinite(X))
+
+
+def _relevance_key(key: PRNGKey) -> PRNGKey:
+    """The relevance search's own key: the learners' keys (``fit_keys``) stay those of a fit without it."""
+    return jax.random.fold_in(key, 0x5E1)
 
 
 def _relevance_rows(prep: Preprocessed, config: RouterConfig, gold_label: Array | None) -> tuple[Array, Array]:
@@ -229,7 +233,7 @@ def learn_relevances(key: PRNGKey, data: Dataset, configs: list, hypers: list,
     prep = preprocess(data, first.standardize, first.scale)
     rows = [_relevance_rows(prep, c, gold_label) for c in configs]
     hyper = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *[h.relevance for h in hypers])
-    k = jax.random.fold_in(key, 0x5E1)  # prepare's key
+    k = _relevance_key(key)
     learned = jax.vmap(lambda y, w, h: first.relevance.fit(k, prep.data.features, y, w, h))(
         jnp.stack([r[0] for r in rows]), jnp.stack([r[1] for r in rows]), hyper)
     return [{**h.relevance, **jax.tree_util.tree_map(lambda a: a[i], learned)} for i, h in enumerate(hypers)]
