@@ -16,6 +16,33 @@ def per_run_area(efficiency, random, oracle=None) -> np.ndarray:
     return np.stack([one(r) for r in range(len(efficiency))])
 
 
+def stop_usage(efficiency, random, grid) -> np.ndarray:
+    """(R, M) the last usage of each run's curve: where the method's ψ̂ turns non-positive (the protocol's stop)."""
+    n = np.isfinite(np.asarray(efficiency) - np.asarray(random)[:, None, :]).sum(-1)
+    return np.where(n > 0, np.asarray(grid)[np.maximum(n - 1, 0)], np.nan)
+
+
+def common_support_differences(gain: dict, pairs, grid) -> dict:
+    """``{"a - b": {"mean", "se"}}`` of per-run raw-area differences with both curves cut at the shorter one's
+    stop. ``gain[name]`` is (R, G): a method's efficiency gain over the random router per run (NaN past its stop).
+
+    The protocol's area also rewards a curve for running longer (ψ̂ positive on more queries: past the true
+    zero crossing the gain still rises while the routed query's gain exceeds the mean gain), so a method that
+    ranks better can lose area by stopping earlier; on the common support only the ranking counts.
+    """
+    grid = np.asarray(grid, np.float64)
+    out = {}
+    for a, b in pairs:
+        ga, gb = np.asarray(gain[a], np.float64), np.asarray(gain[b], np.float64)
+        d = []
+        for ra, rb in zip(ga, gb):
+            k = int(min(np.isfinite(ra).sum(), np.isfinite(rb).sum()))
+            d.append(float(np.trapezoid(ra[:k] - rb[:k], grid[:k])) if k > 1 else 0.0)
+        d = np.asarray(d)
+        out[f"{a} - {b}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
+    return out
+
+
 def paired_differences(area: dict, pairs) -> dict:
     """``{"a - b": {"mean", "se"}}`` of per-run differences ``area[a] − area[b]`` over runs."""
     out = {}

@@ -42,6 +42,7 @@ from mrjax.data import paper_like
 from mrjax.inference import (
     bootstrap_predict, bootstrap_weights, gold_corrected_value, interval, policy_value, route_with_uncertainty,
 )
+from mrjax.learners import FeatureRelevance
 from mrjax.router import RouterConfig, fit_router, predict_quality
 
 LEVELS = (0.90, 0.95)
@@ -99,12 +100,15 @@ def main(argv=None):
     p.add_argument("--n-preference", type=int, default=3900)
     p.add_argument("--alpha", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--relevance", action=argparse.BooleanOptionalAction, default=True,
+                   help="the default Meta-Router's feature relevance (on, as in MetaRouter); the bootstrap "
+                        "re-learns it in every replicate")
     p.add_argument("--out", default="benchmarks/results/coverage.json")
     a = p.parse_args(argv)
     methods = a.methods.split(",")
     weights = tuple(float(w) for w in a.cost_weights.split(","))
     W = jnp.asarray(weights, jnp.float32)
-    config = RouterConfig()
+    config = RouterConfig(relevance=FeatureRelevance() if a.relevance else None)
     fit_jit = jax.jit(lambda k, d, X: predict_quality(config, fit_router(k, d, config)[0], X))
     boot_jit = jax.jit(bootstrap_predict, static_argnames=("config", "target", "chunk"))
     gc_jit = jax.jit(gold_corrected_value, static_argnames=("config", "level", "n_folds"))  # level 0.95; 90% from se

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _meta import run_meta  # noqa: E402
-from _paired import paired_differences, per_run_area  # noqa: E402
+from _paired import common_support_differences, paired_differences, per_run_area, stop_usage  # noqa: E402
 from _rf import econml_quality, rf_quality  # noqa: E402
 
 from mrjax.data import load_routellm, simulate
@@ -122,8 +122,10 @@ def main(argv=None):
     res = run_study(key, config, run_fn=run_fn, progress=False)
     rows = {}
     s = summarize_gain(res.efficiency, res.random, res.oracle, normalize="oracle")
+    stops = stop_usage(res.efficiency, res.random, res.grid)
     for m, name in enumerate(res.methods):
-        rows[f"mrjax:{name}"] = {"area": s.area[m], "peak": s.peak[m], "rmse": res.rmse[:, m].mean()}
+        rows[f"mrjax:{name}"] = {"area": s.area[m], "peak": s.peak[m], "rmse": res.rmse[:, m].mean(),
+                                 "stop": np.nanmean(stops[:, m])}
     mrjax_total = res.seconds
     # Steady state: the same study again, compiled.
     res2 = run_study(key, config, run_fn=run_fn, progress=False)
@@ -164,8 +166,10 @@ def main(argv=None):
     np.testing.assert_allclose(np.stack(rnd), res.random, atol=1e-3)  # same runs (to float32 fusion noise), same random router
     E = np.stack([np.stack(eff[p_]) for p_ in peers], axis=1)
     sp = summarize_gain(E, np.stack(rnd), np.asarray(orc), normalize="oracle")
+    peer_stops = stop_usage(E, np.stack(rnd), res.grid)
     for i, name in enumerate(peers):
-        rows[name] = {"area": sp.area[i], "peak": sp.peak[i], "rmse": float(np.mean(rmse[name])), "seconds": seconds[name]}
+        rows[name] = {"area": sp.area[i], "peak": sp.peak[i], "rmse": float(np.mean(rmse[name])),
+                      "stop": np.nanmean(peer_stops[:, i]), "seconds": seconds[name]}
     # Paired per-run differences in raw efficiency-gain area (± standard error over runs):
     # the comparisons the accuracy targets ask for, on identical runs.
     area = dict(zip([f"mrjax:{m}" for m in res.methods], per_run_area(res.efficiency, res.random).T))
@@ -175,6 +179,11 @@ def main(argv=None):
     # The ceiling: what gold labels on every training row (infeasible) add over the gold rows alone.
     pairs += [("mrjax:all_golden", b) for b in ("mrjax:golden", "rf:golden") if "mrjax:all_golden" in area and b in area]
     paired = paired_differences(area, pairs)
+    # The same pairs with both curves cut at the earlier stop: the ranking alone, without the area a curve
+    # earns by running longer (see _paired.common_support_differences).
+    gain = dict(zip([f"mrjax:{m}" for m in res.methods], np.moveaxis(res.efficiency - res.random[:, None, :], 1, 0)))
+    gain.update(zip(peers, np.moveaxis(E - np.stack(rnd)[:, None, :], 1, 0)))
+    common = common_support_differences(gain, pairs, res.grid)
     rf_total = sum(v for k_, v in seconds.items() if k_.startswith("rf:"))
     study_seconds = None
     if args.study_runs:
@@ -193,7 +202,7 @@ def main(argv=None):
                "rf_study_seconds_extrapolated": rf_total / args.runs * args.study_runs,
                "speedup_study": None if study_seconds is None else rf_total / args.runs * args.study_runs / study_seconds,
                "rows": {k_: {kk: float(vv) for kk, vv in v.items()} for k_, v in rows.items()},
-               "paired_raw_area": paired}
+               "paired_raw_area": paired, "paired_raw_area_common_support": common}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(summary, f, indent=2)
@@ -204,13 +213,14 @@ def main(argv=None):
         print(f"whole study of {args.study_runs} runs: mrjax {study_seconds:.1f}s incl. compile vs RF "
               f"{rf_total / args.runs * args.study_runs:.0f}s ({rf_total / args.runs:.2f}s/run x {args.study_runs}) "
               f"-> {summary['speedup_study']:.0f}x")
-    print("\n| method | area | peak | ψ̂ RMSE | seconds |\n|---|---|---|---|---|")
+    print("\n| method | area | peak | ψ̂ RMSE | stop | seconds |\n|---|---|---|---|---|---|")
     for name, v in rows.items():
         secs = f"{v['seconds']:.1f}" if "seconds" in v else "(shared)"
-        print(f"| {name} | {v['area']:.3f} | {v['peak']:.3f} | {v['rmse']:.3f} | {secs} |")
-    print("\npaired per-run raw-area differences (mean ± se over runs):")
+        print(f"| {name} | {v['area']:.3f} | {v['peak']:.3f} | {v['rmse']:.3f} | {v['stop']:.3f} | {secs} |")
+    print("\npaired per-run raw-area differences (mean ± se over runs; common support: both cut at the earlier stop):")
     for name, v in paired.items():
-        print(f"  {name}: {v['mean']:+.2f} ± {v['se']:.2f}")
+        c = common[name]
+        print(f"  {name}: {v['mean']:+.2f} ± {v['se']:.2f}   common support {c['mean']:+.2f} ± {c['se']:.2f}")
 
 
 if __name__ == "__main__":

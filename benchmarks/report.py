@@ -159,16 +159,24 @@ def render_peers(result: dict) -> list[str]:
         f"mrjax with `learner=\"{learner}\"` for every model"
         f"{' and the feature relevance' if result.get('relevance') else ', no feature relevance'} "
         "against the authors' random-forest pipeline (`rf:`). "
-        "Area: oracle-normalised efficiency-gain area; paired differences in raw area (× 100) per run, ± se over runs.",
+        "Area: oracle-normalised efficiency-gain area; stop: the mean usage where the curve ends (ψ̂ turns "
+        "non-positive); paired differences in raw area (× 100) per run, ± se over runs. *Common support*: the same "
+        "pair with both curves cut at the earlier stop, so that only the ranking counts (the protocol's area also "
+        "grows with a curve's length).",
         "",
-        "| method | area | peak | ψ̂ RMSE |",
-        "|---|---|---|---|",
     ]
+    has_stop = all("stop" in v for v in result["rows"].values())
+    lines += ["| method | area | peak | ψ̂ RMSE | stop |", "|---|---|---|---|---|"] if has_stop else \
+        ["| method | area | peak | ψ̂ RMSE |", "|---|---|---|---|"]
     for name, v in result["rows"].items():
-        lines.append(f"| {name} | {v['area']:.3f} | {v['peak']:.3f} | {v['rmse']:.3f} |")
-    lines += ["", "| paired difference | mean ± se |", "|---|---|"]
+        lines.append(f"| {name} | {v['area']:.3f} | {v['peak']:.3f} | {v['rmse']:.3f} |"
+                     + (f" {v['stop']:.3f} |" if has_stop else ""))
+    common = result.get("paired_raw_area_common_support")
+    lines += ["", "| paired difference | mean ± se | common support |", "|---|---|---|"] if common else \
+        ["", "| paired difference | mean ± se |", "|---|---|"]
     for name, v in result["paired_raw_area"].items():
-        lines.append(f"| {name} | {v['mean']:+.2f} ± {v['se']:.2f} |")
+        lines.append(f"| {name} | {v['mean']:+.2f} ± {v['se']:.2f} |"
+                     + (f" {common[name]['mean']:+.2f} ± {common[name]['se']:.2f} |" if common else ""))
     lines += ["", f"Seconds for the {result['runs']} runs: mrjax (all {len(result['mrjax_methods'])} methods) "
               f"{result['mrjax_seconds_steady']:.1f} steady, {result['mrjax_seconds_incl_compile']:.1f} with compilation; "
               f"RF pipeline ({len([k for k in result['rows'] if k.startswith('rf:')])} methods) {result['rf_seconds_total']:.1f}."]

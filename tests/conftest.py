@@ -1,6 +1,19 @@
+import atexit
 import os
+import shutil
+import tempfile
 
-import jax
+# One on-disk compilation cache for the test session, empty at its start: the xdist workers and the CLI and
+# notebook subprocesses inherit these variables, so a program one process compiled is loaded by the others
+# rather than compiled again (a default fit compiles for seconds in each). XLA's CPU loader logs a feature
+# mismatch at error level when it loads an entry compiled on this same machine; TF_CPP_MIN_LOG_LEVEL quiets it.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="mrjax-tests-jax-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=_cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5",
+                      TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+
+import jax  # noqa: E402 (after the cache's variables)
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

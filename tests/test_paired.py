@@ -1,0 +1,48 @@
+"""The benchmarks' paired comparisons (benchmarks/_paired.py) against hand-computed areas."""
+import pathlib
+import sys
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+from _paired import common_support_differences, paired_differences, per_run_area, stop_usage  # noqa: E402
+
+GRID = np.linspace(0.2, 0.8, 61)
+
+
+def _curves():
+    rng = np.random.default_rng(0)
+    eff = rng.normal(size=(3, 2, GRID.size)).cumsum(-1) + 5.0
+    eff[:, 0, 40:] = np.nan   # method a stops at usage 0.59
+    eff[1, 1, 25:] = np.nan   # method b stops earlier in run 1 (0.44)
+    rnd = rng.normal(size=(3, GRID.size))
+    return eff, rnd
+
+
+def test_common_support_cuts_both_curves_at_the_earlier_stop():
+    eff, rnd = _curves()
+    gain = {"a": eff[:, 0] - rnd, "b": eff[:, 1] - rnd}
+    got = common_support_differences(gain, [("a", "b"), ("a", "a")], GRID)
+    stops = [40, 25, 40]
+    want = [np.trapezoid(gain["a"][r, :k] - gain["b"][r, :k], GRID[:k]) for r, k in enumerate(stops)]
+    assert np.isclose(got["a - b"]["mean"], np.mean(want))
+    assert np.isclose(got["a - b"]["se"], np.std(want, ddof=1) / np.sqrt(3))
+    assert got["a - a"]["mean"] == 0.0
+    # Where the two stop together, the common-support difference is the protocol's full-area difference.
+    full = per_run_area(eff, rnd)
+    same = paired_differences({"a": full[[0, 2], 0], "b": full[[0, 2], 0]}, [("a", "b")])
+    assert same["a - b"]["mean"] == 0.0
+    np.testing.assert_allclose(stop_usage(eff, rnd, GRID), [[GRID[39], GRID[-1]], [GRID[39], GRID[24]], [GRID[39], GRID[-1]]])
+
+
+def test_a_curve_that_runs_longer_gains_protocol_area_but_not_common_support_area():
+    eff, rnd = _curves()
+    gain = {"a": eff[:, 0] - rnd, "b": eff[:, 1] - rnd}
+    longer = eff.copy()
+    longer[:, 0] = eff[:, 1]  # a ranks like b …
+    longer[:, 0, 50:] = np.nan  # … but stops at 0.69, b (runs 0 and 2) runs to the end
+    g = {"a": longer[:, 0] - rnd, "b": gain["b"]}
+    common = common_support_differences(g, [("a", "b")], GRID)
+    full = per_run_area(longer, rnd)
+    assert common["a - b"]["mean"] == 0.0
+    assert not np.allclose(full[:, 0], full[:, 1])
