@@ -17,14 +17,6 @@ import jax  # noqa: E402 (after the cache's variables)
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-# The two longest end-to-end tests start first, one per xdist worker, so that the many short tests fill
-# both cores around them instead of one long test running alone at the end of the session.
-_FIRST = ("test_notebooks_run_top_to_bottom", "test_quick_start_runs_as_written")
-
-
-def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.name not in _FIRST)  # stable: everything else keeps its order
-
 # Real data (RouteLLM's evaluations and the nine-model set): $MRJAX_DATA, by default ../shared/data
 # beside this checkout. Tests that need it skip with the path in their reason (shown by -rs).
 SHARED_DATA = os.environ.get("MRJAX_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")

@@ -156,11 +156,12 @@ def test_study_bootstrap_band_and_cli(tmp_path, capsys):
         want = res.efficiency[r, 0] - res.grid * total
         np.testing.assert_allclose(truth[r][np.isfinite(want)], want[np.isfinite(want)], rtol=1e-4, atol=1e-4)
     out = tmp_path / "res"
+    # The same study on the command line (the same program: nothing compiles again).
     assert main(["study", "--runs", "2", "--n-gold", "20", "--n-test", "50", "--n-preference", "200",
-                 "--n-features-rff", "16", "--methods", "meta_r,pooled", "--batch-size", "2",
-                 "--bootstrap", "4", "--no-relevance", "--out", str(out), "--quiet"]) == 0
+                 "--n-features-rff", "16", "--methods", "meta_r,pooled,golden", "--batch-size", "2",
+                 "--bootstrap", "8", "--out", str(out), "--quiet"]) == 0
     b = json.loads((out / "results.json").read_text())["bootstrap"]
-    assert b["method"] == "meta_r" and b["replicates"] == 4 and 0.0 <= b["coverage_mean"] <= 1.0
+    assert b["method"] == "meta_r" and b["replicates"] == 8 and 0.0 <= b["coverage_mean"] <= 1.0
     assert "within-run 95% bands" in capsys.readouterr().out
     assert main(["study", "--bootstrap", "1", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
     assert "bootstrap must be 0 (none) or at least 2" in capsys.readouterr().err
