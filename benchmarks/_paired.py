@@ -16,9 +16,14 @@ def per_run_area(efficiency, random, oracle=None) -> np.ndarray:
     return np.stack([one(r) for r in range(len(efficiency))])
 
 
+def _points(curve) -> np.ndarray:
+    """Grid points each curve is defined on (curves are defined on a prefix of the grid)."""
+    return np.isfinite(np.asarray(curve)).sum(-1)
+
+
 def stop_usage(efficiency, random, grid) -> np.ndarray:
     """(R, M) the last usage of each run's curve: where the method's ψ̂ turns non-positive (the protocol's stop)."""
-    n = np.isfinite(np.asarray(efficiency) - np.asarray(random)[:, None, :]).sum(-1)
+    n = _points(np.asarray(efficiency) - np.asarray(random)[:, None, :])
     return np.where(n > 0, np.asarray(grid)[np.maximum(n - 1, 0)], np.nan)
 
 
@@ -36,7 +41,7 @@ def common_support_differences(gain: dict, pairs, grid) -> dict:
         ga, gb = np.asarray(gain[a], np.float64), np.asarray(gain[b], np.float64)
         d = []
         for ra, rb in zip(ga, gb):
-            k = int(min(np.isfinite(ra).sum(), np.isfinite(rb).sum()))
+            k = int(min(_points(ra), _points(rb)))
             d.append(float(np.trapezoid(ra[:k] - rb[:k], grid[:k])) if k > 1 else 0.0)
         d = np.asarray(d)
         out[f"{a} - {b}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d)))}

@@ -29,9 +29,14 @@ def test_common_support_cuts_both_curves_at_the_earlier_stop():
     assert np.isclose(got["a - b"]["se"], np.std(want, ddof=1) / np.sqrt(3))
     assert got["a - a"]["mean"] == 0.0
     # Where the two stop together, the common-support difference is the protocol's full-area difference.
-    full = per_run_area(eff, rnd)
-    same = paired_differences({"a": full[[0, 2], 0], "b": full[[0, 2], 0]}, [("a", "b")])
-    assert same["a - b"]["mean"] == 0.0
+    shifted = eff.copy()
+    shifted[:, 1] = eff[:, 0] + np.random.default_rng(1).normal(size=(3, GRID.size))  # a's stops, other values
+    full = per_run_area(shifted, rnd)
+    together = common_support_differences({"a": shifted[:, 0] - rnd, "c": shifted[:, 1] - rnd}, [("a", "c")], GRID)
+    protocol = paired_differences({"a": full[:, 0], "c": full[:, 1]}, [("a", "c")])
+    assert abs(protocol["a - c"]["mean"]) > 1e-3
+    np.testing.assert_allclose(together["a - c"]["mean"], protocol["a - c"]["mean"], rtol=1e-9)
+    np.testing.assert_allclose(together["a - c"]["se"], protocol["a - c"]["se"], rtol=1e-9)
     np.testing.assert_allclose(stop_usage(eff, rnd, GRID), [[GRID[39], GRID[-1]], [GRID[39], GRID[24]], [GRID[39], GRID[-1]]])
 
 
