@@ -52,7 +52,7 @@ def test_a_sweep_over_numbers_compiles_once_and_writes_tidy_results(tmp_path, ca
     from mrjax.cli._study import resolve, study_config
 
     config = study_config(resolve(tomllib.loads(SMALL)["study"]))
-    batched, _ = _study._compiled(_study.program_key(config), tuple(jax.devices()), None, False, "threefry2x32")
+    batched, _, _ = _study._program(config, tuple(jax.devices()), None, False)
     assert _study._compiled.cache_info().currsize == 1 and batched._cache_size() == 1  # and it compiled once
     results = read_table(os.path.join(out, "results.parquet"))
     assert len(results) == 4 * 3 * 4  # cells × methods × runs
@@ -159,7 +159,7 @@ def test_another_real_data_pool_of_the_same_shape_reuses_the_program():
     labels = [np.where(rng.random(N) < p, 1.0, -1.0).astype(np.float32) for p in (0.3, 0.7)]
     results = [run_study(jax.random.key(0), config, pool=(E, GL, PL), progress=False) for PL in labels]
     assert _study._compiled.cache_info().currsize == 1
-    batched, _ = _study._compiled(_study.program_key(config), tuple(jax.devices()), None, True, "threefry2x32")
+    batched, _, _ = _study._program(config, tuple(jax.devices()), None, True)
     assert batched._cache_size() == 1  # one program for both pools
     golden = [r.rmse[:, 1] for r in results]
     assert np.array_equal(golden[0], golden[1])  # gold-only ignores the preference labels

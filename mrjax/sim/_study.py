@@ -269,14 +269,26 @@ def _relevances(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper) -> tu
     """Each method's learned relevance (its ``RouterHyper.relevance`` with the ``lengthscale``; ``None`` where
     :func:`_searched` says so): one search per distinct entry, the one the method's own fit would run (to float
     rounding: the distinct searches are vmapped together)."""
+    return _expand(_distinct_relevances(inputs, config, hyper), config)
+
+
+def _distinct_relevances(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper) -> tuple:
+    """The distinct searches of :func:`_searched`, in order of first use (one vmapped search for all of them:
+    compiled once, not once per distinct search)."""
     configs, searched = config.router_configs(), _searched(config)
     distinct = list(dict.fromkeys(s for s in searched if s is not None))
     if not distinct:
-        return (None,) * len(searched)
-    # One vmapped search for all of them: compiled once, not once per distinct search.
-    learned = learn_relevances(inputs.k_fit, inputs.data, [configs[i] for i in distinct],
-                               [hyper.routers[i] for i in distinct], inputs.gold_label)
-    found = dict(zip(distinct, learned))
+        return ()
+    return tuple(learn_relevances(inputs.k_fit, inputs.data, [configs[i] for i in distinct],
+                                  [hyper.routers[i] for i in distinct], inputs.gold_label))
+
+
+def _expand(learned: tuple, config: StudyConfig) -> tuple:
+    """Each method's entry of the distinct searches ``learned``: the methods that share a search get the very
+    same arrays, so that under ``jit`` their equal preprocessing and nuisance fits are computed once (XLA
+    merges equal computations on equal operands, not on equal values)."""
+    searched = _searched(config)
+    found = dict(zip(dict.fromkeys(s for s in searched if s is not None), learned))
     return tuple(None if s is None else found[s] for s in searched)
 
 
@@ -349,29 +361,53 @@ def program_key(config: StudyConfig) -> StudyConfig:
     return dataclasses.replace(structure(config), n_runs=1)
 
 
+def _layout(hyper: StudyHyper) -> tuple[list, tuple]:
+    """``hyper``'s leaves with those equal at the same place of different methods' ``RouterHyper`` given once,
+    and the static ``(treedef, index)`` that rebuilds ``hyper`` from them.
+
+    A jitted function gets one parameter per leaf, and XLA merges equal computations only on equal operands:
+    with their shared numbers as one parameter, methods that fit the same nuisances (the Meta-Routers'
+    propensity and outcome models) fit them once per run."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(hyper)
+    slots, index, unique = {}, [], []
+    for path, leaf in flat:
+        a = np.asarray(leaf)
+        routers = isinstance(path[0], jax.tree_util.GetAttrKey) and path[0].name == "routers"
+        place = jax.tree_util.keystr(path[2:] if routers else path)
+        slot = slots.setdefault((routers, place, a.dtype.str, a.shape, a.tobytes()), len(unique))
+        if slot == len(unique):
+            unique.append(leaf)
+        index.append(slot)
+    return unique, (treedef, tuple(index))
+
+
 @functools.lru_cache(maxsize=32)
-def _compiled(config: StudyConfig, devices: tuple, run_fn: Callable | None, pooled: bool, impl: str = "threefry2x32"):
-    """The jitted, sharded batch program ``(key data, hyper, pool) -> outputs`` for a program key; cached so
-    repeated studies do not recompile. Keys enter as raw key data (``impl``), which every process of a
-    multi-controller run can build its shards of."""
+def _compiled(config: StudyConfig, devices: tuple, run_fn: Callable | None, pooled: bool, impl: str,
+              layout: tuple):
+    """The jitted, sharded batch program ``(key data, hyper leaves, pool) -> outputs`` for a program key and
+    a :func:`_layout` of its hyper-parameters; cached so repeated studies do not recompile. Keys enter as raw
+    key data (``impl``), which every process of a multi-controller run can build its shards of."""
     mesh = Mesh(np.asarray(devices), ("runs",))
     spec = PartitionSpec("runs")
     wrap = functools.partial(jax.random.wrap_key_data, impl=impl)
+    treedef, index = layout
     if run_fn is not None:
         batch = jax.vmap(lambda raw, h, pool: run_fn(wrap(raw)), in_axes=(0, None, None))
     else:
-        def batch(raw, h, pool):
+        def batch(raw, leaves, pool):
+            h = jax.tree_util.tree_unflatten(treedef, [leaves[i] for i in index])
             if pooled:
                 inputs = jax.vmap(lambda r: _pooled(wrap(r), pool, config))(raw)
             else:
                 inputs = jax.vmap(lambda r: _simulated(wrap(r), config, h))(raw)
             # The relevance searches run one run at a time (lax.map), so that a run's bits do not depend on
             # its batch: a vmapped Adam search rounds differently by batch shape (docs/design.md).
+            # Only the distinct searches cross the map and the vmap, expanded inside (:func:`_expand`).
             if any(s is not None for s in _searched(config)):
-                relevances = jax.lax.map(lambda inp: _relevances(inp, config, h), inputs)
+                learned = jax.lax.map(lambda inp: _distinct_relevances(inp, config, h), inputs)
             else:
-                relevances = (None,) * len(config.methods)
-            return jax.vmap(lambda inp, rel: _fit_and_score(inp, config, h, rel))(inputs, relevances)
+                learned = ()
+            return jax.vmap(lambda inp, rel: _fit_and_score(inp, config, h, _expand(rel, config)))(inputs, learned)
 
     # On CPU the study program's time goes to LAPACK and matrix products, not to XLA's own
     # element-wise kernels, so LLVM optimisation level 1 compiles it faster at the same run
@@ -383,6 +419,13 @@ def _compiled(config: StudyConfig, devices: tuple, run_fn: Callable | None, pool
         compiler_options=options,
     )
     return batched, mesh
+
+
+def _program(config: StudyConfig, devices: tuple, run_fn: Callable | None, pooled: bool, impl: str = "threefry2x32"):
+    """``(batched, mesh, hyper leaves)``: the compiled program of ``config`` (:func:`_compiled`) and the leaves it
+    takes for ``config``'s numbers."""
+    leaves, layout = _layout(study_hyper(config))
+    return (*_compiled(program_key(config), devices, run_fn, pooled, impl, layout), leaves)
 
 
 def _global(x, mesh: Mesh, spec: PartitionSpec):
@@ -431,9 +474,9 @@ def run_study(
     local = min(config.batch_size, -(-config.n_runs // n_dev))  # never compute runs that are thrown away
     batch = local * n_dev
     impl = str(jax.random.key_impl(key))
-    batched, mesh = _compiled(program_key(config), tuple(devices), run_fn, pool is not None, impl)
+    batched, mesh, leaves = _program(config, tuple(devices), run_fn, pool is not None, impl)
     replicated = PartitionSpec()
-    hyper = jax.tree_util.tree_map(lambda a: _global(a, mesh, replicated), study_hyper(config))
+    hyper = [_global(a, mesh, replicated) for a in leaves]
     pool = () if pool is None else tuple(_global(a, mesh, replicated) for a in pool)
     n_batches = -(-config.n_runs // batch)
     # Keys for whole batches; run r's key does not depend on the total, extras are dropped.
