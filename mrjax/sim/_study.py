@@ -265,6 +265,11 @@ def _searched(config: StudyConfig) -> list:
     return out
 
 
+def _distinct(searched: list) -> list:
+    """The methods whose searches run (:func:`_searched`'s entries), each once, in order of first use."""
+    return list(dict.fromkeys(s for s in searched if s is not None))
+
+
 def _relevances(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper) -> tuple:
     """Each method's learned relevance (its ``RouterHyper.relevance`` with the ``lengthscale``; ``None`` where
     :func:`_searched` says so): one search per distinct entry, the one the method's own fit would run (to float
@@ -275,8 +280,7 @@ def _relevances(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper) -> tu
 def _distinct_relevances(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper) -> tuple:
     """The distinct searches of :func:`_searched`, in order of first use (one vmapped search for all of them:
     compiled once, not once per distinct search)."""
-    configs, searched = config.router_configs(), _searched(config)
-    distinct = list(dict.fromkeys(s for s in searched if s is not None))
+    configs, distinct = config.router_configs(), _distinct(_searched(config))
     if not distinct:
         return ()
     return tuple(learn_relevances(inputs.k_fit, inputs.data, [configs[i] for i in distinct],
@@ -288,7 +292,7 @@ def _expand(learned: tuple, config: StudyConfig) -> tuple:
     same arrays, so that under ``jit`` their equal preprocessing and nuisance fits are computed once (XLA
     merges equal computations on equal operands, not on equal values)."""
     searched = _searched(config)
-    found = dict(zip(dict.fromkeys(s for s in searched if s is not None), learned))
+    found = dict(zip(_distinct(searched), learned))
     return tuple(None if s is None else found[s] for s in searched)
 
 
