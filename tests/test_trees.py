@@ -44,8 +44,9 @@ def test_jit_equals_eager_vmap_equals_a_loop_and_numbers_do_not_recompile():
     h = gbt.hyper()
     batched = jax.vmap(lambda w: gbt.predict(fit(w, h), X))(W)
     for b in range(3):
-        eager = gbt.predict(gbt.fit(k, X, y, W[b]), X)
-        np.testing.assert_allclose(batched[b], eager, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(batched[b], gbt.predict(fit(W[b], h), X), rtol=1e-5, atol=1e-5)
+    eager = gbt.predict(gbt.fit(k, X, y, W[2]), X)  # one eager fit: op by op it costs more than compiling
+    np.testing.assert_allclose(gbt.predict(fit(W[2], h), X), eager, rtol=1e-5, atol=1e-5)
     fit(W[0], h)
     size = fit._cache_size()
     fit(W[0], {**h, "learning_rate": jnp.float32(0.3), "l2": jnp.float32(5.0)})
@@ -186,15 +187,14 @@ def test_random_forest_is_jit_and_vmap_safe_and_zero_weight_rows_never_count():
     rf = RandomForest(n_trees=8, depth=4, n_bins=16)
     k = jax.random.key(0)
     W = jax.random.poisson(jax.random.key(1), 1.0, (2, X.shape[0])).astype(jnp.float32)
-    fit = jax.jit(lambda w: rf.fit(k, X, y, w))
-    batched = jax.vmap(lambda w: rf.predict(fit(w), X))(W)
-    for b in range(2):
-        np.testing.assert_allclose(batched[b], rf.predict(rf.fit(k, X, y, W[b]), X), rtol=1e-5, atol=1e-5)
+    fit = jax.jit(lambda y, w: rf.fit(k, X, y, w))  # labels as an argument: one program serves both label vectors
+    batched = jax.vmap(lambda w: rf.predict(fit(y, w), X))(W)
+    for b in range(2):  # (jit against eager is checked on the boosted trees, which share the tree code)
+        np.testing.assert_allclose(batched[b], rf.predict(fit(y, W[b]), X), rtol=1e-5, atol=1e-5)
     # A row of weight 0 may hold any label: the forest is the same.
     w = W[0].at[:10].set(0.0)
     y2 = y.at[:10].set(1e3)
-    np.testing.assert_allclose(rf.predict(jax.jit(lambda w: rf.fit(k, X, y2, w))(w), X), rf.predict(fit(w), X),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(rf.predict(fit(y2, w), X), rf.predict(fit(y, w), X), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.slow
