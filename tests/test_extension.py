@@ -50,8 +50,9 @@ def test_a_cate_learner_defined_outside_plugs_into_fit_bootstrap_and_study():
                                   predict_quality(shift, ref, sim.test_features))
     np.testing.assert_allclose(predict_router_bias(mine, fit, sim.test_features), float(ref_info.mean_shift), rtol=1e-6)
     W = jnp.ones((3, sim.data.label.shape[0])).at[1:].set(jax.random.poisson(jax.random.key(2), 1.0, (2, 450)))
-    draws = bootstrap_predict(jax.random.key(1), sim.data, sim.test_features, W, mine)
-    ref_draws = bootstrap_predict(jax.random.key(1), sim.data, sim.test_features, W, shift)
+    boot = jax.jit(bootstrap_predict, static_argnames="config")  # op by op, it costs more than compiling it
+    draws = boot(jax.random.key(1), sim.data, sim.test_features, W, mine)
+    ref_draws = boot(jax.random.key(1), sim.data, sim.test_features, W, shift)
     np.testing.assert_array_equal(draws, ref_draws)
     cfg = StudyConfig(n_runs=2, n_test=40, n_gold=30, n_preference=200, n_features_rff=16, batch_size=2,
                       methods=(("meta_constant", Meta(ConstantBias())), "mean_shift"))

@@ -123,7 +123,7 @@ def test_policy_value_and_efficiency_gain_match_numpy():
     draws = (point + rng.normal(0, 0.5, (6, n))).astype(np.float32)
     cost = rng.uniform(0.5, 1.5, n).astype(np.float32)
     ws = np.array([0.0, 0.25, 1.0], np.float32)
-    got, got_point = policy_value_draws(jnp.asarray(draws), jnp.asarray(point), jnp.asarray(ws), jnp.asarray(cost))
+    got, got_point = jax.jit(policy_value_draws)(jnp.asarray(draws), jnp.asarray(point), jnp.asarray(ws), jnp.asarray(cost))
     for b in range(6):
         for j, w in enumerate(ws):
             routed = point > w * cost
@@ -132,7 +132,7 @@ def test_policy_value_and_efficiency_gain_match_numpy():
     np.testing.assert_allclose(got_point[1], np.mean(np.where(point > 0.25 * cost, point - 0.25 * cost, 0.0)), rtol=1e-5)
     # Efficiency gain: a direct transcription with explicit sorting, interpolation and truncation.
     grid = np.round(np.arange(20, 81) / 100.0, 2)
-    eg, _ = efficiency_gain_draws(jnp.asarray(draws), jnp.asarray(point), jnp.asarray(grid))
+    eg, _ = jax.jit(efficiency_gain_draws)(jnp.asarray(draws), jnp.asarray(point), jnp.asarray(grid))
     order = np.argsort(-point, kind="stable")
     stop = np.sum(point > 0) / n
     for b in range(6):

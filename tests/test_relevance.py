@@ -39,10 +39,11 @@ def test_zero_weight_is_a_dropped_row_and_integer_weights_are_repeated_rows_with
     learned tuning is held fixed — the closed-form ridge then sees the same moments."""
     X, y, _ = _two_of_twenty(n=200)
     learner = RelevanceRidge(n_steps=5)  # the claim is step by step: five steps show it as well as a hundred
+    fit = jax.jit(learner.fit)  # run op by op, the search costs more than compiling it
     k = jax.random.key(0)
     w = jnp.ones_like(y).at[:30].set(0.0)
-    a = learner.fit(k, X, y.at[:30].set(1e3), w)
-    b = learner.fit(k, X[30:], y[30:], jnp.ones(170))
+    a = fit(k, X, y.at[:30].set(1e3), w)
+    b = fit(k, X[30:], y[30:], jnp.ones(170))
     # The same search (sums in another order: float32 rounding carried through the Adam steps) ...
     np.testing.assert_allclose(a.lengthscale, b.lengthscale, rtol=2e-4)
     # ... and, on the same tuning, the same ridge. (Predictions of the two searches themselves differ by more:
@@ -50,13 +51,13 @@ def test_zero_weight_is_a_dropped_row_and_integer_weights_are_repeated_rows_with
     # A fixed penalty of 1 (well conditioned): the search picked a nearly interpolating one here (condition
     # number ~1e6), where any change in float32 summation order shows at 1e-2.
     fixed = {**learner.hyper(), "lengthscale": a.lengthscale, "penalty": jnp.float32(1.0)}
-    np.testing.assert_allclose(learner.predict(learner.fit(k, X, y.at[:30].set(1e3), w, fixed), X),
-                               learner.predict(learner.fit(k, X[30:], y[30:], jnp.ones(170), fixed), X), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(learner.predict(fit(k, X, y.at[:30].set(1e3), w, fixed), X),
+                               learner.predict(fit(k, X[30:], y[30:], jnp.ones(170), fixed), X), rtol=1e-4, atol=1e-4)
 
     counts = np.random.default_rng(1).integers(1, 3, size=200)
     rep = np.repeat(np.arange(200), counts)
-    c = learner.fit(k, X, y, jnp.asarray(counts, jnp.float32), fixed)
-    d = learner.fit(k, X[rep], y[rep], jnp.ones(len(rep)), fixed)
+    c = fit(k, X, y, jnp.asarray(counts, jnp.float32), fixed)
+    d = fit(k, X[rep], y[rep], jnp.ones(len(rep)), fixed)
     np.testing.assert_allclose(learner.predict(c, X), learner.predict(d, X), rtol=1e-3, atol=1e-3)
 
 
@@ -149,18 +150,20 @@ def test_length_scales_fitted_to_noise_are_rejected_on_held_out_rows_and_leave_t
     from mrjax.router import RouterConfig, fit_router, predict_quality
 
     fr = FeatureRelevance()
+    search = jax.jit(fr.fit)  # run op by op, the search costs more than compiling it
     for seed in range(3):
         rng = np.random.default_rng(seed)
         X = rng.normal(size=(1200, 20)).astype(np.float32)
         y = rng.normal(size=1200).astype(np.float32)
-        out = fr.fit(jax.random.key(seed), jnp.asarray(X), jnp.asarray(y), jnp.ones(1200))
+        out = search(jax.random.key(seed), jnp.asarray(X), jnp.asarray(y), jnp.ones(1200))
         assert float(out["held_out_z"]) <= fr.min_z
         np.testing.assert_array_equal(out["lengthscale"], np.full(20, np.float32(2.0) * np.sqrt(np.float32(20))))
     data = from_arrays(X, (np.arange(1200) < 200).astype(np.float32), y)
     psi = {}
     for relevance in (None, fr):
         rc = RouterConfig(method="meta", quality_learner=Ridge(), relevance=relevance)
-        psi[relevance is None] = np.asarray(predict_quality(rc, fit_router(jax.random.key(0), data, rc)[0], jnp.asarray(X[:50])))
+        fit = jax.jit(fit_router, static_argnames="config")(jax.random.key(0), data, rc)[0]
+        psi[relevance is None] = np.asarray(predict_quality(rc, fit, jnp.asarray(X[:50])))
     np.testing.assert_allclose(psi[True], psi[False], rtol=1e-6, atol=1e-7)
 
 
