@@ -160,9 +160,10 @@ def test_length_scales_fitted_to_noise_are_rejected_on_held_out_rows_and_leave_t
         np.testing.assert_array_equal(out["lengthscale"], np.full(20, np.float32(2.0) * np.sqrt(np.float32(20))))
     data = from_arrays(X, (np.arange(1200) < 200).astype(np.float32), y)
     psi = {}
+    fit_jit = jax.jit(fit_router, static_argnames="config")
     for relevance in (None, fr):
         rc = RouterConfig(method="meta", quality_learner=Ridge(), relevance=relevance)
-        fit = jax.jit(fit_router, static_argnames="config")(jax.random.key(0), data, rc)[0]
+        fit = fit_jit(jax.random.key(0), data, rc)[0]
         psi[relevance is None] = np.asarray(predict_quality(rc, fit, jnp.asarray(X[:50])))
     np.testing.assert_allclose(psi[True], psi[False], rtol=1e-6, atol=1e-7)
 
