@@ -30,6 +30,7 @@ leapfrog steps and the guide starts near the answer. Draws have the bootstrap's 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import jax
@@ -205,25 +206,22 @@ def _prepare(key: PRNGKey, data: Dataset, config: BayesConfig):
 
 def fit_bayes(key: PRNGKey, data: Dataset, config: BayesConfig = BayesConfig()) -> tuple[BayesFit, BayesInfo]:
     """Posterior draws of the Bayesian Meta-Router (NUTS or SVI; see the module docstring).
-
-    Not itself jittable (numpyro drives the sampler), but each sampler is compiled.
+    Not itself jittable (numpyro's NUTS is driven from Python), but its stages are compiled: the
+    preparation as one program, SVI (initialisation, steps, draws) as another — run op by op, their
+    hundreds of small operations each compiled on first use and cost more than the inference itself.
     Same key, same draws.
     """
     k_feat, k_inf, k_draw = jax.random.split(key, 3)
-    std, features, fmap, c, center, spread, H, y = _prepare(k_feat, data, config)
-    t = data.is_gold
-    G = _joint_design(H, t)
-    row_weight = data.weight * jnp.where(t > 0.5, 1.0, config.preference_weight)
-    shift, L, prior_sd = _precondition(G, t, y, row_weight, config)
-    args = (G, t, y, row_weight, shift, L, prior_sd, config)
+    std, features, c, center, spread, args = _setup(k_feat, data, config)
     S = int(config.num_samples)
-    p = H.shape[1]
-    start = init_to_value(values={"z": jnp.zeros((2 * p,), H.dtype)})
-    with jax.numpy_rank_promotion("allow"):  # numpyro's internals broadcast implicitly
-        draws, info = _infer(k_inf, k_draw, args, config, start, S)
-    theta = shift[None, :] + jax.vmap(lambda z: jax.scipy.linalg.solve_triangular(L, z, lower=True, trans="T"))(
-        draws["z"])
-    noise = lambda name, fixed: (draws[name] if fixed is None else jnp.full((S,), fixed, H.dtype))
+    p = args[0].shape[1] // 2
+    if config.inference == "nuts":
+        draws, info = _nuts(k_inf, args, config, S)
+    else:
+        draws, final_loss = _svi(k_inf, k_draw, args, config, S)
+        info = BayesInfo(0, float("nan"), float(final_loss))
+    theta = _theta(args[4], args[5], draws["z"])
+    noise = lambda name, fixed: (draws[name] if fixed is None else jnp.full((S,), fixed, theta.dtype))
     fit = BayesFit(std, features, center, spread, c, theta[:, :p], theta[:, p:],
                    noise("gold_noise", config.gold_noise), noise("preference_noise", config.preference_noise))
     bad = [k for k in ("coef_preference", "coef_bias") if not bool(jnp.all(jnp.isfinite(getattr(fit, k))))]
@@ -232,24 +230,50 @@ def fit_bayes(key: PRNGKey, data: Dataset, config: BayesConfig = BayesConfig()) 
     return fit, info
 
 
-def _infer(k_inf, k_draw, args, config: BayesConfig, start, S: int):
-    if config.inference == "nuts":
-        mcmc = MCMC(NUTS(_model, init_strategy=start), num_warmup=int(config.num_warmup), num_samples=S,
-                    progress_bar=False)
-        mcmc.run(k_inf, *args, extra_fields=("diverging",))
-        draws = mcmc.get_samples()
-        ess = numpyro.diagnostics.effective_sample_size(np.asarray(draws["z"])[None])
-        info = BayesInfo(int(np.sum(mcmc.get_extra_fields()["diverging"])), float(np.min(ess)), float("nan"))
-    else:
-        guide = AutoMultivariateNormal(_model, init_loc_fn=start, init_scale=0.5)
-        steps, lr = int(config.svi_steps), float(config.learning_rate)
-        # Decay the step size to 1% of its start so the last iterate settles instead of jittering.
-        schedule = lambda i: lr * 0.01 ** (i / steps)
-        svi = SVI(_model, guide, numpyro.optim.Adam(schedule), Trace_ELBO())
-        result = svi.run(k_inf, steps, *args, progress_bar=False)
+@functools.partial(jax.jit, static_argnames="config")
+def _setup(key, data, config):
+    """Standardiser, feature map, label scale and the model's arguments ``(G, t, y, row_weight, shift, L,
+    prior_sd)`` (the preconditioner included)."""
+    std, features, _, c, center, spread, H, y = _prepare(key, data, config)
+    t = data.is_gold
+    G = _joint_design(H, t)
+    row_weight = data.weight * jnp.where(t > 0.5, 1.0, config.preference_weight)
+    shift, L, prior_sd = _precondition(G, t, y, row_weight, config)
+    return std, features, c, center, spread, (G, t, y, row_weight, shift, L, prior_sd)
+
+
+@jax.jit
+def _theta(shift, L, z):
+    """Coefficient draws ``θ = m + L⁻ᵀ z`` from whitened draws ``z (S, 2p)``."""
+    return shift[None, :] + jax.vmap(lambda v: jax.scipy.linalg.solve_triangular(L, v, lower=True, trans="T"))(z)
+
+
+def _start(args):
+    return init_to_value(values={"z": jnp.zeros((args[0].shape[1],), args[0].dtype)})
+
+
+def _nuts(k_inf, args, config: BayesConfig, S: int):
+    mcmc = MCMC(NUTS(_model, init_strategy=_start(args)), num_warmup=int(config.num_warmup), num_samples=S,
+                progress_bar=False)
+    with jax.numpy_rank_promotion("allow"):  # numpyro's internals broadcast implicitly
+        mcmc.run(k_inf, *args, config, extra_fields=("diverging",))
+    draws = mcmc.get_samples()
+    ess = numpyro.diagnostics.effective_sample_size(np.asarray(draws["z"])[None])
+    return draws, BayesInfo(int(np.sum(mcmc.get_extra_fields()["diverging"])), float(np.min(ess)), float("nan"))
+
+
+@functools.partial(jax.jit, static_argnames=("config", "S"))
+def _svi(k_inf, k_draw, args, config: BayesConfig, S: int):
+    """A full-rank Gaussian guide by Adam, then ``S`` draws from it, and the last step's loss."""
+    guide = AutoMultivariateNormal(_model, init_loc_fn=_start(args), init_scale=0.5)
+    steps, lr = int(config.svi_steps), float(config.learning_rate)
+    # Decay the step size to 1% of its start so the last iterate settles instead of jittering.
+    schedule = lambda i: lr * 0.01 ** (i / steps)
+    svi = SVI(_model, guide, numpyro.optim.Adam(schedule), Trace_ELBO())
+    with jax.numpy_rank_promotion("allow"):  # numpyro's internals broadcast implicitly
+        result = svi.run(k_inf, steps, *args, config, progress_bar=False)
         draws = guide.sample_posterior(k_draw, result.params, sample_shape=(S,))
-        info = BayesInfo(0, float("nan"), float(result.losses[-1]))
-    return draws, info
+    return draws, result.losses[-1]
 
 
 def posterior_predict(config: BayesConfig, fit: BayesFit, X: Array, target: str = "quality") -> Array:
