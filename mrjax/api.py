@@ -33,7 +33,7 @@ from mrjax.router._fit import RouterConfig, fit_router, predict_quality, predict
 from mrjax.router._presets import CV_SUFFIXES, preset
 from mrjax.router._protocol import RouterHyper
 from mrjax.router._rule import route as _route
-from mrjax.router._tradeoff import Calibration, breakpoints, calibrate_budget, calibrate_share, tradeoff_curve
+from mrjax.router._tradeoff import Calibration, _check_nonnegative_gap, breakpoints, calibrate_budget, calibrate_share, tradeoff_curve
 
 
 def _learner_name(learner, used: dict) -> str:
@@ -51,6 +51,15 @@ def _losses(learner, used: dict) -> str:
 _fit_jit = jax.jit(fit_router, static_argnames=("config",))
 _replicates_jit = jax.jit(bootstrap_fits, static_argnames=("config", "chunk", "retune"))
 _replicate_predict_jit = jax.jit(replicate_predict, static_argnames=("config", "target", "retune"))
+# The verbs' small steps compiled too: op by op, a first calibrate or sweep compiled its ~100–200 operations one
+# at a time (seconds), for the same bits (the trade-off functions are written to agree under jit).
+_quality_jit = jax.jit(predict_quality, static_argnames=("config",))
+_bias_jit = jax.jit(predict_router_bias, static_argnames=("config",))
+_breakpoints_jit = jax.jit(breakpoints)
+_usage_jit = jax.jit(lambda bp, w: tradeoff_curve(bp, w).usage)
+_calibrate_share_jit = jax.jit(calibrate_share)
+_calibrate_budget_jit = jax.jit(calibrate_budget)
+_route_jit = jax.jit(_route)
 
 _PARAMS = ("method", "cate", "learner", "propensity", "n_folds", "scale", "preference_weight", "propensity_clip",
            "bias_clip", "standardize", "relevance", "seed", "trim", "progress")
@@ -384,7 +393,7 @@ class MetaRouter:
         level = unit_interval("level", level)
         x = self._features(X)
         draws = self._draws(x, target, n_replicates, bootstrap, seed, retune)
-        predict = predict_quality if target == "quality" else predict_router_bias
+        predict = _quality_jit if target == "quality" else _bias_jit
         lo, hi = interval(draws, predict(self.config, self.fit_, x), level, kind)
         return self._out(X, lo, "lower"), self._out(X, hi, "upper")
 
@@ -420,7 +429,7 @@ class MetaRouter:
         x = self._features(X)
         cp, ca = self._costs(x.shape[0], cost_primary, cost_alternative)
         draws = self._draws(x, "quality", n_replicates, bootstrap, seed, retune)
-        v_draws, v_point = policy_value_draws(draws, predict_quality(self.config, self.fit_, x),
+        v_draws, v_point = policy_value_draws(draws, _quality_jit(self.config, self.fit_, x),
                                               jnp.asarray(w, jnp.float32), cp, ca)
         lo, hi = interval(v_draws, v_point, level, kind)
         return np.asarray(v_point), np.asarray(lo), np.asarray(hi)
@@ -461,7 +470,7 @@ class MetaRouter:
 
     def quality_gain(self, X: ArrayLike) -> np.ndarray:
         """ψ̂(x): estimated gold-standard gain of the primary model, shape ``(n,)``."""
-        return self._out(X, predict_quality(self.config, self.fit_, self._features(X)), "quality_gain")
+        return self._out(X, _quality_jit(self.config, self.fit_, self._features(X)), "quality_gain")
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """ψ̂(x), as ``quality_gain`` (the estimator protocol's prediction)."""
@@ -469,7 +478,7 @@ class MetaRouter:
 
     def effect(self, X: ArrayLike) -> np.ndarray:
         """Δ̂(x): estimated preference bias (gold minus preference), shape ``(n,)``."""
-        return self._out(X, predict_router_bias(self.config, self.fit_, self._features(X)), "bias")
+        return self._out(X, _bias_jit(self.config, self.fit_, self._features(X)), "bias")
 
     def _costs(self, n: int, cost_primary, cost_alternative):
         """Costs as float32 arrays, finite (checked here, eagerly); shapes are ``router.cost_gap``'s to check."""
@@ -498,7 +507,7 @@ class MetaRouter:
         w = self._weights(cost_weight)
         psi = jnp.asarray(np.asarray(self.quality_gain(X)))
         cp, ca = self._costs(psi.shape[0], cost_primary, cost_alternative)
-        out = _route(psi, jnp.asarray(w, jnp.float32), cp, ca)
+        out = _route_jit(psi, jnp.asarray(w, jnp.float32), cp, ca)
         return self._out(X, out, "to_primary" if w.ndim == 0 else [float(v) for v in w])
 
     def sweep(self, X: ArrayLike, cost_weights, cost_primary=1.0, cost_alternative=0.0) -> np.ndarray:
@@ -510,7 +519,7 @@ class MetaRouter:
         w = np.atleast_1d(self._weights(cost_weights))
         psi = jnp.asarray(np.asarray(self.quality_gain(X)))
         cp, ca = self._costs(psi.shape[0], cost_primary, cost_alternative)
-        return np.asarray(tradeoff_curve(breakpoints(psi, cp, ca), jnp.asarray(w, jnp.float32)).usage)
+        return np.asarray(_usage_jit(_breakpoints_jit(psi, cp, ca), jnp.asarray(w, jnp.float32)))
 
     def calibrate(self, X: ArrayLike, share=None, budget=None, cost_primary=1.0, cost_alternative=0.0) -> Calibration:
         """The cost weight for a target on the queries ``X`` (unlabelled: the traffic to route).
@@ -526,17 +535,18 @@ class MetaRouter:
             raise ValueError("calibrate needs exactly one of share= or budget=")
         psi = jnp.asarray(np.asarray(self.quality_gain(X)))
         cp, ca = self._costs(psi.shape[0], cost_primary, cost_alternative)
-        bp = breakpoints(psi, cp, ca)
+        bp = _breakpoints_jit(psi, cp, ca)
+        _check_nonnegative_gap(bp)
         if share is not None:
             target = np.atleast_1d(np.asarray(share, dtype=np.float64))
             if target.ndim > 1 or not (np.isfinite(target).all() and (target >= 0).all() and (target <= 1).all()):
                 raise ValueError(f"share must be in [0, 1] (one value or a 1-D array), got {share!r}")
-            cal = calibrate_share(bp, jnp.asarray(target, jnp.float32))
+            cal = _calibrate_share_jit(bp, jnp.asarray(target, jnp.float32))
         else:
             target = np.atleast_1d(np.asarray(budget, dtype=np.float64))
             if target.ndim > 1 or not np.isfinite(target).all():
                 raise ValueError(f"budget must be a finite number or a 1-D array of them, got {budget!r}")
-            cal = calibrate_budget(bp, jnp.asarray(target, jnp.float32))
+            cal = _calibrate_budget_jit(bp, jnp.asarray(target, jnp.float32))
             least = float(bp.base_cost)
             if (target < least).any():
                 raise ValueError(f"budget {target[target < least].min()!r} is below the cost of routing every "

@@ -38,7 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO
+from numpyro.infer import SVI, Trace_ELBO
+from numpyro.infer.hmc import hmc
+from numpyro.infer.util import initialize_model
 from numpyro.infer.autoguide import AutoMultivariateNormal
 from numpyro.infer.initialization import init_to_value
 
@@ -206,9 +208,10 @@ def _prepare(key: PRNGKey, data: Dataset, config: BayesConfig):
 
 def fit_bayes(key: PRNGKey, data: Dataset, config: BayesConfig = BayesConfig()) -> tuple[BayesFit, BayesInfo]:
     """Posterior draws of the Bayesian Meta-Router (NUTS or SVI; see the module docstring).
-    Not itself jittable (numpyro's NUTS is driven from Python), but its stages are compiled: the
-    preparation as one program, SVI (initialisation, steps, draws) as another — run op by op, their
-    hundreds of small operations each compiled on first use and cost more than the inference itself.
+    Not itself jittable (it checks the draws on the host), but its stages are compiled: the preparation
+    as one program, the inference (initialisation, warmup or steps, draws) as another, reused by later fits
+    of the same shapes — run op by op, their hundreds of small operations each compiled on first use and
+    cost more than the inference itself.
     Same key, same draws.
     """
     k_feat, k_inf, k_draw = jax.random.split(key, 3)
@@ -216,7 +219,8 @@ def fit_bayes(key: PRNGKey, data: Dataset, config: BayesConfig = BayesConfig()) 
     S = int(config.num_samples)
     p = args[0].shape[1] // 2
     if config.inference == "nuts":
-        draws, info = _nuts(k_inf, args, config, S)
+        draws, diverging = _nuts(k_inf, args, config, S)
+        info = _nuts_info(draws, diverging)
     else:
         draws, final_loss = _svi(k_inf, k_draw, args, config, S)
         info = BayesInfo(0, float("nan"), float(final_loss))
@@ -252,14 +256,29 @@ def _start(args):
     return init_to_value(values={"z": jnp.zeros((args[0].shape[1],), args[0].dtype)})
 
 
+@functools.partial(jax.jit, static_argnames=("config", "S"))
 def _nuts(k_inf, args, config: BayesConfig, S: int):
-    mcmc = MCMC(NUTS(_model, init_strategy=_start(args)), num_warmup=int(config.num_warmup), num_samples=S,
-                progress_bar=False)
+    """One NUTS chain (numpyro's kernel, its default step-size and diagonal mass adaptation over the warmup) as
+    one compiled program: ``S`` draws (constrained) and whether each draw's trajectory diverged."""
+    k_init, k_run = jax.random.split(k_inf)
     with jax.numpy_rank_promotion("allow"):  # numpyro's internals broadcast implicitly
-        mcmc.run(k_inf, *args, config, extra_fields=("diverging",))
-    draws = mcmc.get_samples()
+        model = initialize_model(k_init, _model, model_args=(*args, config), init_strategy=_start(args))
+        init_kernel, sample_kernel = hmc(model.potential_fn, algo="NUTS")
+        state = init_kernel(model.param_info, num_warmup=int(config.num_warmup), rng_key=k_run)
+
+        def step(st, _):
+            st = sample_kernel(st)
+            return st, (st.z, st.diverging)
+
+        # Warmup and draws in one loop (one copy of the kernel to compile); the warmup's states are dropped.
+        _, (z, diverging) = jax.lax.scan(step, state, None, length=int(config.num_warmup) + S)
+        z, diverging = jax.tree_util.tree_map(lambda a: a[int(config.num_warmup):], (z, diverging))
+        return jax.vmap(model.postprocess_fn)(z), diverging
+
+
+def _nuts_info(draws, diverging) -> BayesInfo:
     ess = numpyro.diagnostics.effective_sample_size(np.asarray(draws["z"])[None])
-    return draws, BayesInfo(int(np.sum(mcmc.get_extra_fields()["diverging"])), float(np.min(ess)), float("nan"))
+    return BayesInfo(int(np.sum(np.asarray(diverging))), float(np.min(ess)), float("nan"))
 
 
 @functools.partial(jax.jit, static_argnames=("config", "S"))
