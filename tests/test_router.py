@@ -195,12 +195,12 @@ def test_facade_fit_effect_route_and_errors():
     sim = paper_like(jax.random.key(4), n_gold=80, n_preference=800, n_test=50)
     X, t, o = (np.asarray(a) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
     g = t == 1
-    mr = MetaRouter(cate="dr", seed=1).fit(X[g], o[g], X[~g], o[~g])
+    mr = MetaRouter(cate="dr", relevance=False, seed=1).fit(X[g], o[g], X[~g], o[~g])  # relevance: test_relevance.py
     assert mr.effect(np.asarray(sim.test_features)).shape == (50,)
     psi = mr.quality_gain(np.asarray(sim.test_features))
     np.testing.assert_array_equal(mr.route(np.asarray(sim.test_features), 0.1), psi > 0.1)
     assert mr.sweep(np.asarray(sim.test_features), [0.0, 10.0]).tolist()[1] == 0.0
-    again = MetaRouter(cate="dr", seed=1).fit(X[g], o[g], X[~g], o[~g]).quality_gain(np.asarray(sim.test_features))
+    again = MetaRouter(cate="dr", relevance=False, seed=1).fit(X[g], o[g], X[~g], o[~g]).quality_gain(np.asarray(sim.test_features))
     np.testing.assert_array_equal(psi, again)
     with pytest.raises(ValueError, match="expected 50 feature columns"):
         mr.quality_gain(np.zeros((3, 4)))

@@ -177,7 +177,7 @@ def test_facade_calibrate_share_and_budget_on_unlabelled_queries():
     sim = paper_like(jax.random.key(9), n_gold=60, n_preference=400, n_test=300)
     X, t, o = (np.asarray(a) for a in (sim.data.features, sim.data.is_gold, sim.data.label))
     g = t == 1
-    mr = MetaRouter(method="pooled", seed=0).fit(X[g], o[g], X[~g], o[~g])
+    mr = MetaRouter(method="pooled", relevance=False, seed=0).fit(X[g], o[g], X[~g], o[~g])  # ψ̂ any scores
     Xq = np.asarray(sim.test_features)
     cal = mr.calibrate(Xq, share=[0.1, 0.5, 0.95])
     psi = mr.quality_gain(Xq)
