@@ -47,8 +47,9 @@ def test_all_ones_replicate_reproduces_point_fit_and_batched_equals_single():
     # Same math; the batched program is compiled differently, so agreement is to float32
     # rounding of the ridge solves (~1e-5 relative), not bit for bit.
     np.testing.assert_allclose(draws[0], predict_quality(CONFIG, fit, SIM.test_features), rtol=1e-4, atol=1e-4)
-    for b in (1, 3):
-        single = jax.jit(lambda w: bootstrap_predict(key, SIM.data, SIM.test_features, w[None].repeat(2, 0), CONFIG, chunk=1))(W[b])
+    single_jit = jax.jit(lambda w: bootstrap_predict(key, SIM.data, SIM.test_features, w[None].repeat(2, 0), CONFIG, chunk=1))
+    for b in (1, 3):  # one program for both replicates
+        single = single_jit(W[b])
         np.testing.assert_allclose(draws[b], single[0], rtol=1e-4, atol=1e-4)
     assert not np.allclose(draws[1], draws[2])
     with pytest.raises(ValueError, match=r"weights: expected shape \(B, 200\)"):
