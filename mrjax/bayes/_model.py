@@ -208,6 +208,7 @@ def _prepare(key: PRNGKey, data: Dataset, config: BayesConfig):
 
 def fit_bayes(key: PRNGKey, data: Dataset, config: BayesConfig = BayesConfig()) -> tuple[BayesFit, BayesInfo]:
     """Posterior draws of the Bayesian Meta-Router (NUTS or SVI; see the module docstring).
+
     Not itself jittable (it checks the draws on the host), but its stages are compiled: the preparation
     as one program, the inference (initialisation, warmup or steps, draws) as another, reused by later fits
     of the same shapes — run op by op, their hundreds of small operations each compiled on first use and
@@ -219,10 +220,10 @@ def fit_bayes(key: PRNGKey, data: Dataset, config: BayesConfig = BayesConfig()) 
     S = int(config.num_samples)
     p = args[0].shape[1] // 2
     if config.inference == "nuts":
-        draws, diverging = _nuts(k_inf, args, config, S)
+        draws, diverging = _nuts(k_inf, args, config)
         info = _nuts_info(draws, diverging)
     else:
-        draws, final_loss = _svi(k_inf, k_draw, args, config, S)
+        draws, final_loss = _svi(k_inf, k_draw, args, config)
         info = BayesInfo(0, float("nan"), float(final_loss))
     theta = _theta(args[4], args[5], draws["z"])
     noise = lambda name, fixed: (draws[name] if fixed is None else jnp.full((S,), fixed, theta.dtype))
@@ -253,13 +254,14 @@ def _theta(shift, L, z):
 
 
 def _start(args):
+    """Both samplers start at the preconditioner's mean (whitened coordinates ``z = 0``)."""
     return init_to_value(values={"z": jnp.zeros((args[0].shape[1],), args[0].dtype)})
 
 
-@functools.partial(jax.jit, static_argnames=("config", "S"))
-def _nuts(k_inf, args, config: BayesConfig, S: int):
+@functools.partial(jax.jit, static_argnames="config")
+def _nuts(k_inf, args, config: BayesConfig):
     """One NUTS chain (numpyro's kernel, its default step-size and diagonal mass adaptation over the warmup) as
-    one compiled program: ``S`` draws (constrained) and whether each draw's trajectory diverged."""
+    one compiled program: ``num_samples`` draws (constrained) and whether each draw's trajectory diverged."""
     k_init, k_run = jax.random.split(k_inf)
     with jax.numpy_rank_promotion("allow"):  # numpyro's internals broadcast implicitly
         model = initialize_model(k_init, _model, model_args=(*args, config), init_strategy=_start(args))
@@ -271,7 +273,7 @@ def _nuts(k_inf, args, config: BayesConfig, S: int):
             return st, (st.z, st.diverging)
 
         # Warmup and draws in one loop (one copy of the kernel to compile); the warmup's states are dropped.
-        _, (z, diverging) = jax.lax.scan(step, state, None, length=int(config.num_warmup) + S)
+        _, (z, diverging) = jax.lax.scan(step, state, None, length=int(config.num_warmup) + int(config.num_samples))
         z, diverging = jax.tree_util.tree_map(lambda a: a[int(config.num_warmup):], (z, diverging))
         return jax.vmap(model.postprocess_fn)(z), diverging
 
@@ -281,9 +283,9 @@ def _nuts_info(draws, diverging) -> BayesInfo:
     return BayesInfo(int(np.sum(np.asarray(diverging))), float(np.min(ess)), float("nan"))
 
 
-@functools.partial(jax.jit, static_argnames=("config", "S"))
-def _svi(k_inf, k_draw, args, config: BayesConfig, S: int):
-    """A full-rank Gaussian guide by Adam, then ``S`` draws from it, and the last step's loss."""
+@functools.partial(jax.jit, static_argnames="config")
+def _svi(k_inf, k_draw, args, config: BayesConfig):
+    """A full-rank Gaussian guide by Adam, then ``num_samples`` draws from it, and the last step's loss."""
     guide = AutoMultivariateNormal(_model, init_loc_fn=_start(args), init_scale=0.5)
     steps, lr = int(config.svi_steps), float(config.learning_rate)
     # Decay the step size to 1% of its start so the last iterate settles instead of jittering.
@@ -291,7 +293,7 @@ def _svi(k_inf, k_draw, args, config: BayesConfig, S: int):
     svi = SVI(_model, guide, numpyro.optim.Adam(schedule), Trace_ELBO())
     with jax.numpy_rank_promotion("allow"):  # numpyro's internals broadcast implicitly
         result = svi.run(k_inf, steps, *args, config, progress_bar=False)
-        draws = guide.sample_posterior(k_draw, result.params, sample_shape=(S,))
+        draws = guide.sample_posterior(k_draw, result.params, sample_shape=(int(config.num_samples),))
     return draws, result.losses[-1]
 
 
