@@ -10,11 +10,15 @@ import pytest
 from conftest import SHARED_DATA
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+# Each kernel talks over Unix sockets in its own short-named directory: kernels started side by side over TCP pick
+# free ports independently and can collide ("Address already in use"), which failed a CI run.
 RUN = """
-import sys, nbformat
+import os, sys, tempfile, nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 nb = nbformat.read(sys.argv[1], as_version=4)
-NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}}).execute()
+km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tempfile.mkdtemp(prefix="nb"), "k"))
+NotebookClient(nb, km=km, timeout=900, resources={"metadata": {"path": sys.argv[2]}}).execute()
 """
 
 
