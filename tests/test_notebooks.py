@@ -17,8 +17,9 @@ import os, sys, tempfile, nbformat
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 nb = nbformat.read(sys.argv[1], as_version=4)
-km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tempfile.mkdtemp(prefix="nb"), "k"))
-NotebookClient(nb, km=km, timeout=900, resources={"metadata": {"path": sys.argv[2]}}).execute()
+with tempfile.TemporaryDirectory(prefix="nb") as sockets:
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "k"))
+    NotebookClient(nb, km=km, timeout=900, resources={"metadata": {"path": sys.argv[2]}}).execute()
 """
 
 
