@@ -44,7 +44,7 @@ def test_the_choice_is_the_smallest_hand_computed_cross_validated_loss(kind, exp
     np.testing.assert_allclose(auto.predict(p, X), chosen.predict(p.members[expected], X), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_scoring_weight_restricts_the_loss_to_its_rows():
     """ψ̂'s candidates are scored on held-out gold rows: rows outside ``score_weight`` may carry any label's
     error without moving the losses' denominators; here the score rows are the first 150."""
@@ -97,7 +97,7 @@ def test_classification_candidates_are_scored_by_log_loss_and_tasks_must_agree()
         Auto((Ridge(), Logistic()))
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_cross_fitted_choice_uses_the_out_of_fold_predictions():
     """As a nuisance: the out-of-fold predictions returned are the chosen candidate's own."""
     X, y = _data("linear")

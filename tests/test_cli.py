@@ -88,7 +88,7 @@ def _fails(argv, capsys, *needles):
     return err
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_usage_mistakes_exit_2_with_one_line_and_write_nothing(tmp_path, capsys):
     paths, train, _ = _tables(tmp_path)
     out = str(tmp_path / "router")

@@ -34,7 +34,7 @@ class _NaNClassifier:
         return jnp.where(X[:, 0] > 1.0, jnp.nan, 0.3)
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_a_non_finite_stage_is_named_and_the_diagnostics_stay_readable():
     sim = paper_like(jax.random.key(0), n_gold=40, n_preference=200, n_test=5, n_features=6)
     mr = MetaRouter(cate="dr", propensity=_NaNClassifier(), learner=Ridge())
@@ -62,7 +62,7 @@ def test_a_constant_judge_is_treated_as_constant_and_said_so():
     assert not bool(scale_degenerate(sim.data))
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_standardisation_is_scale_free():
     sim = paper_like(jax.random.key(2), n_gold=60, n_preference=400, n_test=30, n_features=6)
     base = fit_standardizer(sim.data.features, sim.data.weight)
@@ -104,7 +104,7 @@ def test_trimming_leaves_the_rows_outside_the_overlap_out_of_the_bias_fit():
     np.testing.assert_allclose(np.asarray(fit.params[0].coef), np.asarray(by_hand.coef), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_overlap_diagnostics_by_source():
     sim = selection_on_features(jax.random.key(4), n_gold=150, n_preference=850, n_test=5, overlap=1.5, n_features=6)
     mr = MetaRouter(cate="dr", learner=Ridge())
@@ -180,7 +180,7 @@ def test_psid_like_sample_gives_a_finite_dr_estimate_and_a_converged_propensity(
     assert any("overlap" in str(w.message) for w in caught)  # poor overlap is said, not hidden
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_sources_that_do_not_overlap_are_reported_not_silently_nan():
     rng = np.random.default_rng(0)
     Xg = rng.normal(size=(60, 4)) + np.r_[4.0, 0, 0, 0]  # gold queries far from every preference query

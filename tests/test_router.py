@@ -66,7 +66,7 @@ def test_every_method_fits_and_all_golden_needs_labels():
         RouterConfig(method=3)
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_golden_only_ignores_preference_rows_and_mean_shift_shifts():
     sim = paper_like(jax.random.key(2), n_gold=60, n_preference=300, n_test=20)
     rc = RouterConfig(method="golden", quality_learner=Ridge(), scale="none", standardize=False)

@@ -197,7 +197,7 @@ def _bayes_density_and_prediction(key, sim):
     return density, posterior_predict(cfg, fit, sim.test_features)
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_every_matmul_of_a_study_run_is_full_float32():
     """GPUs compute float32 products in TF32 by default (10-bit mantissa); the one-pass fold
     Grams (total minus own fold) and the ridge solves would lose ~1e-3 of their scale to it.

@@ -143,7 +143,7 @@ def test_two_processes_with_two_devices_each_give_the_same_bits(tmp_path):
     assert meta["n_devices"] == 4 and meta["n_processes"] == 2
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_another_real_data_pool_of_the_same_shape_reuses_the_program():
     """Real-data pools are program arguments: a judge setting changes the preference labels, not the program."""
     import jax

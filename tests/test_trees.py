@@ -35,7 +35,7 @@ def test_integer_weights_are_repeated_rows_and_zero_weight_is_a_dropped_row():
     np.testing.assert_allclose(gbt.predict(a, Xq), gbt.predict(b, Xq), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_jit_equals_eager_vmap_equals_a_loop_and_numbers_do_not_recompile():
     X, y = _data()
     gbt = GradientBoostedTrees(n_trees=10, depth=3, n_bins=16)
@@ -55,7 +55,7 @@ def test_jit_equals_eager_vmap_equals_a_loop_and_numbers_do_not_recompile():
     assert fit._cache_size() == size
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_split_windows_see_every_positive_row_when_they_fit_and_zero_weight_labels_never_matter():
     """More rows than ``split_rows`` but no more positive-weight rows than one window: every tree scores all
     of them, so the fit is the full fit (sums in another order); labels of zero-weight rows change no bit."""
@@ -168,7 +168,7 @@ def test_friedman1_rmse_near_hist_gradient_boosting():
     assert ratios.mean() < 1.03, f"RMSE ratios to HistGradientBoosting: {np.round(ratios, 3)}"
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_logistic_trees_estimate_a_known_propensity():
     """On a known propensity p(x) = sigmoid(1.5 x0 − x1²), the predicted probabilities are calibrated: in each
     decile of p̂ the mean of p̂ is within 0.06 of the mean true p (n = 4,000; the decile means' Monte-Carlo
@@ -187,7 +187,7 @@ def test_logistic_trees_estimate_a_known_propensity():
     assert max(gaps) < 0.06, np.round(gaps, 3)
 
 
-@pytest.mark.slow  # compile-heavy (10-30 s): kept out of the fast tier
+@pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_random_forest_is_jit_and_vmap_safe_and_zero_weight_rows_never_count():
     X, y = _data()
     rf = RandomForest(n_trees=8, depth=4, n_bins=16)
