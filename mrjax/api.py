@@ -20,7 +20,8 @@ from mrjax._output import check_destination, results_folder
 from mrjax.cate._kinds import CATE_LEARNERS
 from mrjax.data._dataset import Dataset, _as_float, _check_finite, from_sources
 from mrjax.inference._bootstrap import (
-    ReplicateFits, WEIGHT_KINDS, bootstrap_fits, bootstrap_weights, interval, replicate_predict,
+    ReplicateFits, WEIGHT_KINDS, _default_chunk, bootstrap_fits, bootstrap_weights, equal_chunk, interval,
+    replicate_predict,
 )
 from mrjax.inference._value import policy_value_draws
 from mrjax._hyper import structure
@@ -356,8 +357,7 @@ class MetaRouter:
             raise RuntimeError("this router was saved without its training data, which intervals refit on; "
                                "save it with keep_data=True to compute intervals after loading")
         W = bootstrap_weights(jax.random.key(seed), self.data_.is_gold, n_replicates, bootstrap)
-        most = max(1, min(64, 256_000 // self.data_.label.shape[0]))  # rows per chunk as in bootstrap_predict
-        chunk = -(-n_replicates // -(-n_replicates // most))  # equal chunks: at most one padded replicate each
+        chunk = equal_chunk(n_replicates, _default_chunk(self.data_))  # as bootstrap_predict's chunks
         parts = []
         with _progress(self.progress, n_replicates, "bootstrap replicates") as bar:
             for start in range(0, n_replicates, chunk):

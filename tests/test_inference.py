@@ -56,6 +56,25 @@ def test_all_ones_replicate_reproduces_point_fit_and_batched_equals_single():
         bootstrap_predict(key, SIM.data, SIM.test_features, W[:, :10], CONFIG)
 
 
+def test_replicates_run_in_equal_chunks_through_one_traced_copy():
+    """Any number of replicates maps through one traced (so one compiled) copy of the function, in the fewest
+    equal chunks of at most ``chunk``; padded rows never reach the result."""
+    from mrjax.inference._bootstrap import _map_chunks, equal_chunk
+
+    assert [equal_chunk(b, 64) for b in (1, 20, 64, 65, 100, 1000)] == [1, 20, 64, 33, 50, 63]
+    W = jnp.arange(35.0).reshape(7, 5)
+    traces = []
+
+    def f(w):
+        traces.append(w.shape)
+        return {"sum": jnp.sum(w), "twice": 2 * w}
+
+    _, out = jax.jit(lambda W: _map_chunks(f, W, 3))(W)
+    assert traces == [(5,)]  # lax.map(f, W, batch_size=3) traces f twice (three chunks of 2 and a remainder of 1)
+    np.testing.assert_array_equal(out["sum"], W.sum(1))
+    np.testing.assert_array_equal(out["twice"], 2 * W)
+
+
 def test_intervals_match_numpy_and_validate():
     rng = np.random.default_rng(0)
     draws = jnp.asarray(rng.normal(1.0, 2.0, size=(4000, 3)), jnp.float32)

@@ -3,7 +3,7 @@
 A bootstrap replicate is a weight vector: the pipeline is refitted with ``data.weight``
 replaced by ``data.weight * w_b`` — nuisances, cross-fitting, Δ̂, debiasing and ψ̂ all see
 it — and the ``(B, n)`` weight matrix is mapped over in one compiled program
-(``lax.map`` in chunks of vmapped replicates, so memory stays bounded). No refit loop.
+(equal chunks of vmapped replicates, one after another, so memory stays bounded). No refit loop.
 """
 from __future__ import annotations
 
@@ -102,6 +102,26 @@ def _default_chunk(data: Dataset) -> int:
     return max(1, min(64, 256_000 // data.label.shape[0]))
 
 
+def equal_chunk(n_replicates: int, most: int) -> int:
+    """The size of the fewest equal chunks of at most ``most`` replicates that hold ``n_replicates``: the last
+    chunk is padded by fewer replicates than there are chunks."""
+    return -(-n_replicates // -(-n_replicates // most))
+
+
+def _map_chunks(f, weights: Array, chunk: int, carry=None):
+    """``f`` over the rows of ``weights (B, n)``, vmapped over equal chunks of at most ``chunk`` rows that run one
+    after another (``lax.scan``): one compiled copy of ``f`` for any ``B`` (``lax.map``'s ``batch_size`` compiles
+    a second copy for a remainder). Padded rows repeat ``weights[0]`` and are dropped from the result.
+    ``f(carry, w_chunk) -> (carry, y_chunk)`` when ``carry`` is given, else ``f(w) -> y`` per row."""
+    B, n = weights.shape
+    size = equal_chunk(B, chunk)
+    n_chunks = -(-B // size)
+    padded = jnp.concatenate([weights, jnp.broadcast_to(weights[:1], (n_chunks * size - B, n))]).reshape(n_chunks, size, n)
+    body = f if carry is not None else (lambda c, w: (c, jax.vmap(f)(w)))
+    carry, ys = jax.lax.scan(body, carry, padded)
+    return carry, jax.tree_util.tree_map(lambda a: a.reshape((n_chunks * size,) + a.shape[2:])[:B], ys)
+
+
 def replicate_config(config: RouterConfig, retune: bool = True) -> RouterConfig:
     """The static configuration every replicate fits with: features already standardised by the point
     fit's standardiser, and with ``retune=False`` fixed-penalty learners (``router.fixed_config``)."""
@@ -166,10 +186,20 @@ def bootstrap_fits(
     strip = lambda fit: jax.tree_util.tree_map(lambda n: None if _shared(n) else n, fit, is_leaf=_shared)  # noqa: E731
 
     def one(w):
-        return strip(fit_router(key, data._replace(weight=data.weight * w), config, hyper)[0])
+        return fit_router(key, data._replace(weight=data.weight * w), config, hyper)[0]
 
-    shared, _ = fit_router(key, data._replace(weight=data.weight * weights[0]), config, hyper)
-    return ReplicateFits(std, shared, jax.lax.map(one, weights, batch_size=chunk))
+    # The feature maps (equal in every replicate) leave the loop as its carry, so the pipeline is compiled once,
+    # vmapped, rather than once more for a separate fit that supplies them.
+    shapes, treedef = jax.tree_util.tree_flatten(jax.eval_shape(one, weights[0]), is_leaf=_shared)
+
+    def chunk_fits(_, w):
+        fits = jax.vmap(one)(w)
+        first = jax.tree_util.tree_map(lambda a: a[0], jax.tree_util.tree_leaves(fits, is_leaf=_shared))
+        return first, strip(fits)
+
+    init = [jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), leaf) for leaf in shapes]
+    first, fits = _map_chunks(chunk_fits, weights, chunk, init)
+    return ReplicateFits(std, jax.tree_util.tree_unflatten(treedef, first), fits)
 
 
 def replicate_predict(config: RouterConfig, replicates: ReplicateFits, X: Array, target: str = "quality",
@@ -231,7 +261,7 @@ def bootstrap_predict(
         fit, _ = fit_router(key, data._replace(weight=data.weight * w), config, hyper)
         return predict(config, fit, X)
 
-    return jax.lax.map(one, weights, batch_size=chunk)
+    return _map_chunks(one, weights, chunk)[1]
 
 
 def interval(draws: Array, point: Array, level: float = 0.95, kind: str = "percentile") -> tuple[Array, Array]:
