@@ -234,9 +234,9 @@ def bootstrap_predict(
     """ψ̂ (``target="quality"``) or Δ̂ (``"bias"``) at queries ``X (m, d)`` under each replicate: ``(B, m)``.
 
     Every replicate refits the whole pipeline with the same key (same folds and random
-    features) and weights ``data.weight * weights[b]``; ``chunk`` replicates are vmapped
-    at a time (default: about 256,000 rows per chunk, at most 64 replicates — 64 at the
-    paper's 4,000 rows, 6 at 40,000). A replicate of all-ones weights reproduces the point fit.
+    features) and weights ``data.weight * weights[b]``; replicates are vmapped in the fewest
+    equal chunks of at most ``chunk`` (default: about 256,000 rows per chunk, at most 64
+    replicates — 64 at the paper's 4,000 rows, 6 at 40,000), one compiled copy of the pipeline. A replicate of all-ones weights reproduces the point fit.
 
     The feature standardisation (label-free centring and scaling) is the point fit's in
     every replicate: it is computed once, so the random-feature maps of the fixed
