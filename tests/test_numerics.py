@@ -183,9 +183,11 @@ def test_psid_like_sample_gives_a_finite_dr_estimate_and_a_converged_propensity(
 @pytest.mark.slow  # compile-heavy: kept out of the fast tier
 def test_sources_that_do_not_overlap_are_reported_not_silently_nan():
     rng = np.random.default_rng(0)
-    Xg = rng.normal(size=(60, 4)) + np.r_[4.0, 0, 0, 0]  # gold queries far from every preference query
-    Xp = rng.normal(size=(600, 4)) - np.r_[4.0, 0, 0, 0]
-    rg, yp = rng.normal(size=60), rng.normal(size=600)
+    # 1,000 rows of 6 features with the overlap-diagnostics test's learners: the same compiled program.
+    shift = np.r_[4.0, 0, 0, 0, 0, 0]
+    Xg = rng.normal(size=(60, 6)) + shift  # gold queries far from every preference query
+    Xp = rng.normal(size=(940, 6)) - shift
+    rg, yp = rng.normal(size=60), rng.normal(size=940)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
