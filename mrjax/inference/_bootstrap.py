@@ -194,12 +194,15 @@ def bootstrap_fits(
 
     def chunk_fits(_, w):
         fits = jax.vmap(one)(w)
-        first = jax.tree_util.tree_map(lambda a: a[0], jax.tree_util.tree_leaves(fits, is_leaf=_shared))
-        return first, strip(fits)
+        maps = [n for n in jax.tree_util.tree_leaves(fits, is_leaf=_shared) if _shared(n)]
+        return jax.tree_util.tree_map(lambda a: a[0], maps), strip(fits)
 
-    init = [jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), leaf) for leaf in shapes]
-    first, fits = _map_chunks(chunk_fits, weights, chunk, init)
-    return ReplicateFits(std, jax.tree_util.tree_unflatten(treedef, first), fits)
+    init = [jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), n) for n in shapes if _shared(n)]
+    maps, fits = _map_chunks(chunk_fits, weights, chunk, init)
+    # ``shared``: replicate 0's fit, its feature maps from the carry.
+    maps, own = iter(maps), iter(jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a: a[0], fits)))
+    shared = jax.tree_util.tree_unflatten(treedef, [next(maps) if _shared(n) else next(own) for n in shapes])
+    return ReplicateFits(std, shared, fits)
 
 
 def replicate_predict(config: RouterConfig, replicates: ReplicateFits, X: Array, target: str = "quality",
@@ -236,7 +239,8 @@ def bootstrap_predict(
     Every replicate refits the whole pipeline with the same key (same folds and random
     features) and weights ``data.weight * weights[b]``; replicates are vmapped in the fewest
     equal chunks of at most ``chunk`` (default: about 256,000 rows per chunk, at most 64
-    replicates — 64 at the paper's 4,000 rows, 6 at 40,000), one compiled copy of the pipeline. A replicate of all-ones weights reproduces the point fit.
+    replicates — 64 at the paper's 4,000 rows, 6 at 40,000), one compiled copy of the
+    pipeline. A replicate of all-ones weights reproduces the point fit.
 
     The feature standardisation (label-free centring and scaling) is the point fit's in
     every replicate: it is computed once, so the random-feature maps of the fixed
