@@ -13,7 +13,26 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ.update(JAX_COMPILATION_CACHE_DIR=_cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5",
                       TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
 
-import jax  # noqa: E402 (after the cache's variables)
+
+def _cpu_only() -> bool:
+    """No accelerator plugin installed (CUDA, ROCm or TPU): JAX will compile for the CPU only."""
+    import importlib.metadata
+    import importlib.util
+
+    return not importlib.metadata.entry_points(group="jax_plugins") and importlib.util.find_spec("libtpu") is None
+
+
+# On a CPU-only install the session compiles with LLVM at optimisation level 0: XLA's own (HLO) optimisations
+# all still run, so the programs and their bits are the same, and compilation, most of a whole run's time,
+# takes about half as long; the few tests whose programs run long compile them with FULL_OPTIMIZATION.
+# Subprocesses inherit it. An optimisation level the caller set is kept.
+if _cpu_only() and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+# XLA's default optimisation, for ``jax.jit(…, compiler_options=FULL_OPTIMIZATION)`` on a test's long-running program.
+FULL_OPTIMIZATION = {"xla_backend_optimization_level": 3}
+
+import jax  # noqa: E402 (after the cache's and XLA's variables)
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

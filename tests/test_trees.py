@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import FULL_OPTIMIZATION
 from mrjax.learners import GradientBoostedTrees, RandomForest
 from mrjax.learners._trees import bin_features, quantile_edges
 
@@ -155,7 +156,7 @@ def test_friedman1_rmse_near_hist_gradient_boosting():
 
     ratios = []
     gbt = GradientBoostedTrees(n_trees=300, depth=4, n_bins=32, learning_rate=0.1, l2=1.0)
-    fit = jax.jit(lambda X, y: gbt.fit(jax.random.key(0), X, y, jnp.ones_like(y)))
+    fit = jax.jit(lambda X, y: gbt.fit(jax.random.key(0), X, y, jnp.ones_like(y)), compiler_options=FULL_OPTIMIZATION)
     for seed in range(5):
         X, y = make_friedman1(n_samples=4000, noise=1.0, random_state=seed)
         Xtr, ytr, Xte, yte = X[:2000], y[:2000], X[2000:], y[2000:]
@@ -178,7 +179,8 @@ def test_logistic_trees_estimate_a_known_propensity():
     p = 1 / (1 + np.exp(-(1.5 * X[:, 0] - X[:, 1] ** 2)))
     t = (rng.random(4000) < p).astype(np.float32)
     clf = GradientBoostedTrees(n_trees=100, depth=3, n_bins=32, learning_rate=0.1, l2=5.0, task="classification")
-    params = jax.jit(lambda: clf.fit(jax.random.key(0), jnp.asarray(X), jnp.asarray(t), jnp.ones(4000)))()
+    params = jax.jit(lambda: clf.fit(jax.random.key(0), jnp.asarray(X), jnp.asarray(t), jnp.ones(4000)),
+                     compiler_options=FULL_OPTIMIZATION)()
     ph = np.asarray(clf.predict(params, jnp.asarray(X)))
     assert ((ph > 0) & (ph < 1)).all()
     deciles = np.quantile(ph, np.linspace(0, 1, 11))
@@ -211,7 +213,7 @@ def test_friedman1_rmse_near_random_forest_regressor():
     from sklearn.ensemble import RandomForestRegressor
 
     rf = RandomForest(n_trees=200)
-    fit = jax.jit(lambda X, y: rf.fit(jax.random.key(0), X, y, jnp.ones_like(y)))
+    fit = jax.jit(lambda X, y: rf.fit(jax.random.key(0), X, y, jnp.ones_like(y)), compiler_options=FULL_OPTIMIZATION)
     ratios = []
     for seed in range(5):
         X, y = make_friedman1(n_samples=4000, noise=1.0, random_state=seed)
