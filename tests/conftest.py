@@ -23,9 +23,10 @@ def _cpu_only() -> bool:
 
 
 # On a CPU-only install the session compiles with LLVM at optimisation level 0: XLA's own (HLO) optimisations
-# all still run, so the programs and their bits are the same, and compilation, most of a whole run's time,
-# takes about half as long; the few tests whose programs run long compile them with FULL_OPTIMIZATION.
-# Subprocesses inherit it. An optimisation level the caller set is kept.
+# all still run, so the programs are the same, and compilation, most of a whole run's time, takes about half
+# as long. Level 0 forms no FMA instructions, so results can differ from level 3's in the last bits
+# (docs/design.md); the few tests whose programs run long compile them with FULL_OPTIMIZATION. Subprocesses
+# inherit it. A level the caller set is kept (XLA_FLAGS=--xla_backend_optimization_level=3 checks the default).
 if _cpu_only() and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
