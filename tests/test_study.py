@@ -47,12 +47,14 @@ def test_runs_in_one_call_equal_separate_calls():
 
 @pytest.mark.slow
 def test_sharded_equals_unsharded_on_four_host_devices():
+    # TINY's settings: the unsharded program is the one test_runs_in_one_call_equal_separate_calls compiles, and
+    # the session's on-disk cache serves it to this process when that test ran first.
     code = textwrap.dedent("""
         import jax, numpy as np
         from mrjax.sim import StudyConfig, run_study
         assert jax.local_device_count() == 4, jax.devices()
         cfg = StudyConfig(n_runs=8, n_test=50, n_gold=20, n_preference=200, n_features_rff=16,
-                          methods=("meta_r", "pooled"), batch_size=2)
+                          methods=("meta_r", "pooled", "golden"), batch_size=2)
         a = run_study(jax.random.key(3), cfg, progress=False)
         b = run_study(jax.random.key(3), cfg, progress=False, devices=jax.devices()[:1])
         np.testing.assert_array_equal(a.rmse, b.rmse)
@@ -77,18 +79,18 @@ def test_study_config_errors():
 
 @pytest.mark.slow
 def test_cli_study_end_to_end(tmp_path, capsys):
-    cfg = tmp_path / "study.toml"
+    cfg = tmp_path / "study.toml"  # TINY's settings in batches of 3: the program of test_runs_in_one_call's second study
     cfg.write_text('[study]\nruns = 3\nn_gold = 20\nn_test = 50\nn_preference = 200\n'
-                   'n_features_rff = 16\nmethods = ["meta_r", "pooled"]\nbatch_size = 3\n')
+                   'n_features_rff = 16\nmethods = ["meta_r", "pooled", "golden"]\nbatch_size = 3\n')
     out = tmp_path / "res"
     assert main(["study", "--config", str(cfg), "--out", str(out), "--quiet", "--normalize", "20"]) == 0
     report = json.loads((out / "results.json").read_text())
-    assert set(report["methods"]) == {"meta_r", "pooled"}
+    assert set(report["methods"]) == {"meta_r", "pooled", "golden"}
     assert report["config"]["runs"] == 3 and report["config"]["normalize"] == 20.0
     assert report["config"]["standardize"] == "features"  # the simulator's default
     assert len(report["methods"]["meta_r"]["curve"]) == 61
     curves = pd.read_csv(out / "curves.csv")
-    assert len(curves) == 3 * 2 * 61
+    assert len(curves) == 3 * 3 * 61
     np.testing.assert_allclose(curves.efficiency_gain, curves.total_efficiency - curves.random_efficiency, rtol=1e-6)
     png = (out / "efficiency_gain.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
