@@ -37,6 +37,21 @@ import jax  # noqa: E402 (after the cache's and XLA's variables)
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+
+def pytest_configure(config):
+    """Each xdist worker (and the processes it starts) runs on its own share of the cores. XLA's CPU runtime
+    sizes its thread pool to the cores a process may use, and two processes whose pools span the same cores
+    contend pathologically: the README quick start beside a notebook kernel took 232 s and the kernel 168 s,
+    against 36 s and 33 s alone, and 45 s and 42 s pinned to one core each. Set before any test starts JAX's
+    CPU client, so its threads inherit it."""
+    worker = getattr(config, "workerinput", None)
+    if worker is None or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus, n = sorted(os.sched_getaffinity(0)), int(worker["workercount"])
+    if n <= len(cpus):
+        os.sched_setaffinity(0, cpus[int(worker["workerid"].removeprefix("gw"))::n])
+
+
 # Real data (RouteLLM's evaluations and the nine-model set): $MRJAX_DATA, by default ../shared/data
 # beside this checkout. Tests that need it skip with the path in their reason (shown by -rs).
 SHARED_DATA = os.environ.get("MRJAX_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")

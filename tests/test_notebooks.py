@@ -36,17 +36,16 @@ def test_three_notebooks_are_committed_without_outputs():
 
 @pytest.mark.slow
 def test_notebooks_run_top_to_bottom(tmp_path):
-    """All three at once, each in its own kernel process (the machine's cores run them side by side); a failing
+    """Each in its own kernel process, one after another: three kernels at once beside the other xdist worker
+    put four busy processes on the two cores CI has, and the contention cost more than it overlapped; a failing
     cell fails the test with its traceback."""
     if not os.path.isdir(os.path.join(SHARED_DATA, "routellm-evals")):
         pytest.skip(f"RouteLLM data not found under {SHARED_DATA} (set MRJAX_DATA)")
     env = {**os.environ, "MRJAX_QUICK": "1", "MRJAX_DATA": os.path.abspath(SHARED_DATA), "MPLBACKEND": "Agg"}
-    procs = {path.name: subprocess.Popen([sys.executable, "-c", RUN, str(path), str(tmp_path)], env=env,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for path in NOTEBOOKS}
     failed = {}
-    for name, proc in procs.items():
-        _, err = proc.communicate(timeout=900)
+    for path in NOTEBOOKS:
+        proc = subprocess.run([sys.executable, "-c", RUN, str(path), str(tmp_path)], env=env, capture_output=True,
+                              text=True, timeout=900)
         if proc.returncode != 0:
-            failed[name] = err[-3000:]
+            failed[path.name] = proc.stderr[-3000:]
     assert not failed, "\n\n".join(f"{name}:\n{err}" for name, err in failed.items())
