@@ -36,9 +36,9 @@ def test_three_notebooks_are_committed_without_outputs():
 
 @pytest.mark.slow
 def test_notebooks_run_top_to_bottom(tmp_path):
-    """Each in its own kernel process, one after another: three kernels at once beside the other xdist worker
-    put four busy processes on the two cores CI has, and the contention cost more than it overlapped; a failing
-    cell fails the test with its traceback."""
+    """Each in its own kernel process, one after another on the cores of this test's xdist worker (conftest pins
+    each worker to its own): kernels at once would only contend for them. A failing cell fails the test with its
+    traceback."""
     if not os.path.isdir(os.path.join(SHARED_DATA, "routellm-evals")):
         pytest.skip(f"RouteLLM data not found under {SHARED_DATA} (set MRJAX_DATA)")
     env = {**os.environ, "MRJAX_QUICK": "1", "MRJAX_DATA": os.path.abspath(SHARED_DATA), "MPLBACKEND": "Agg"}
