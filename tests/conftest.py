@@ -39,11 +39,10 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 def pytest_configure(config):
-    """Each xdist worker (and the processes it starts) runs on its own share of the cores. XLA's CPU runtime
-    sizes its thread pool to the cores a process may use, and two processes whose pools span the same cores
-    contend pathologically: the README quick start beside a notebook kernel took 232 s and the kernel 168 s,
-    against 36 s and 33 s alone, and 45 s and 42 s pinned to one core each. Set before any test starts JAX's
-    CPU client, so its threads inherit it."""
+    """Each xdist worker (and the processes it starts) runs on its own share of the cores, set before any test
+    starts JAX's CPU client so that its threads inherit it: XLA's CPU runtime sizes its thread pool to the
+    cores a process may use, and two processes whose pools span the same cores slow each other several-fold
+    (measured in docs/design.md, "Tests and compilation")."""
     worker = getattr(config, "workerinput", None)
     if worker is None or not hasattr(os, "sched_setaffinity"):
         return
