@@ -1,8 +1,12 @@
 """Robustness across sizes: 100, 1,000 and 10,000 gold rows with 39 preference rows per gold row.
 
 For each size, a study on the paper-like simulator (500 test queries) with the default
-Meta-Routers and the Golden-only and Pooled baselines; prints area, peak and ψ̂ RMSE with
-standard errors over runs, and writes JSON.
+Meta-Routers and the Golden-only and Pooled baselines, and beside them on the same runs the
+``truth`` router, which ranks the test queries by ψ itself (a perfect ranking that stops at the true
+zero crossing): how much room any router has. Prints area, peak, stop and ψ̂ RMSE with standard errors
+over runs and paired per-run differences in raw area (the true gains summed over the test queries,
+integrated over usage), also on the common support of each
+pair's curves (both cut at the earlier stop); writes JSON.
 
     python benchmarks/bench_sizes.py [--sizes 100,1000,10000] [--runs 20] [--batch-size 10] [--methods ...]
 """
@@ -14,16 +18,34 @@ import os
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from mrjax.router import summarize_gain
-from mrjax.sim import StudyConfig, run_study
+from mrjax.router import USAGE_GRID, efficiency_curve, summarize_gain
+from mrjax.sim import StudyConfig, one_run, run_study
+from mrjax.sim._study import _simulated, study_hyper
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _meta import run_meta  # noqa: E402
-from _paired import paired_differences, per_run_area  # noqa: E402
+from _paired import common_support_differences, paired_differences, per_run_area, stop_usage  # noqa: E402
 
 METHODS = ("meta_r", "meta_x", "meta_dr", "golden", "pooled")
+TRUTH = "truth"
+
+
+def with_truth(config: StudyConfig):
+    """A study run (``run_study``'s ``run_fn``) that appends the truth router to the methods: the test queries
+    ranked by their true gains, on the run's own simulated data."""
+    hyper = study_hyper(config)
+    grid = jnp.asarray(USAGE_GRID)
+
+    def run(key):
+        eff, rnd, orc, rmse, nonfinite = one_run(key, config, hyper)
+        truth = _simulated(key, config, hyper).truth  # the same draw as one_run's (XLA merges the two)
+        best = efficiency_curve(truth, truth, grid.astype(truth.dtype))
+        return (jnp.concatenate([eff, best[None]]), rnd, orc, jnp.concatenate([rmse, jnp.zeros(1, rmse.dtype)]),
+                jnp.concatenate([nonfinite, jnp.zeros(1, nonfinite.dtype)]))
+    return run
 
 
 def main(argv=None):
@@ -39,27 +61,38 @@ def main(argv=None):
     for n_gold in (int(s) for s in args.sizes.split(",")):
         cfg = StudyConfig(n_runs=args.runs, n_gold=n_gold, n_preference=39 * n_gold, methods=tuple(args.methods.split(",")),
                           batch_size=max(1, min(args.batch_size, args.runs) * 1000 // max(n_gold, 1000)))
-        res = run_study(jax.random.key(n_gold), cfg, progress=False)
+        res = run_study(jax.random.key(n_gold), cfg, run_fn=with_truth(cfg), progress=False)
+        names = list(res.methods) + [TRUTH]
         s = summarize_gain(res.efficiency, res.random, res.oracle, normalize="oracle")
         # Per-run areas give a standard error for the area difference between methods.
         per_run = per_run_area(res.efficiency, res.random, res.oracle)
+        stops = stop_usage(res.efficiency, res.random, res.grid)
         rows = {}
-        for m, name in enumerate(res.methods):
+        for m, name in enumerate(names):
             rows[name] = {"area": float(s.area[m]), "peak": float(s.peak[m]),
                           "area_run_mean": float(per_run[:, m].mean()),
                           "area_run_se": float(per_run[:, m].std(ddof=1) / np.sqrt(args.runs)),
-                          "rmse": float(res.rmse[:, m].mean()),
-                          "rmse_se": float(res.rmse[:, m].std(ddof=1) / np.sqrt(args.runs))}
-        paired = paired_differences(dict(zip(res.methods, per_run.T)),
-                                    [(m, ref) for m in res.methods if m.startswith("meta")
-                                     for ref in ("golden", "pooled") if ref in res.methods])
-        out["sizes"][n_gold] = {"seconds": res.seconds, "rows": rows, "paired_area": paired}
-        print(f"\n{n_gold} gold / {39 * n_gold} preference: {res.seconds:.1f}s on {out['device']}")
-        print(f"{'method':<10} {'area':>7} {'run-area':>16} {'ψ̂ RMSE':>16}")
+                          "stop": float(np.nanmean(stops[:, m])),
+                          "rmse": None if name == TRUTH else float(res.rmse[:, m].mean()),
+                          "rmse_se": None if name == TRUTH else float(res.rmse[:, m].std(ddof=1) / np.sqrt(args.runs))}
+        refs = [r for r in ("golden", "pooled") if r in names]
+        pairs = [(m, ref) for m in names if m.startswith("meta") or m == "all_golden" for ref in refs]
+        pairs += [(TRUTH, m) for m in names if m != TRUTH]
+        raw = per_run_area(res.efficiency, res.random)
+        paired = paired_differences(dict(zip(names, raw.T)), pairs)
+        gain = dict(zip(names, np.moveaxis(res.efficiency - res.random[:, None, :], 1, 0)))
+        common = common_support_differences(gain, pairs, res.grid)
+        out["sizes"][n_gold] = {"seconds": res.seconds, "methods": names, "rows": rows,
+                                "paired_raw_area": paired, "paired_raw_area_common_support": common}
+        print(f"\n{n_gold} gold / {39 * n_gold} preference, {args.runs} runs: {res.seconds:.1f}s on {out['meta']['device']}")
+        print(f"{'method':<10} {'area':>7} {'run-area':>16} {'stop':>6} {'ψ̂ RMSE':>16}")
         for name, v in rows.items():
-            print(f"{name:<10} {v['area']:7.3f} {v['area_run_mean']:8.3f}±{v['area_run_se']:.3f} {v['rmse']:9.3f}±{v['rmse_se']:.3f}")
+            rmse = "" if v["rmse"] is None else f"{v['rmse']:9.3f}±{v['rmse_se']:.3f}"
+            print(f"{name:<10} {v['area']:7.3f} {v['area_run_mean']:8.3f}±{v['area_run_se']:.3f} {v['stop']:6.3f} {rmse}")
+        print("paired raw area (whole curves | common support)")
         for name, v in paired.items():
-            print(f"  {name}: {v['mean']:+.3f} ± {v['se']:.3f} (paired per-run area)")
+            c = common[name]
+            print(f"  {name}: {v['mean']:+.2f} ± {v['se']:.2f} | {c['mean']:+.2f} ± {c['se']:.2f}")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)

@@ -160,7 +160,7 @@ def render_peers(result: dict) -> list[str]:
         f"{' and the feature relevance' if result.get('relevance') else ', no feature relevance'} "
         "against the authors' random-forest pipeline (`rf:`). "
         "Area: oracle-normalised efficiency-gain area; stop: the mean usage where the curve ends (ψ̂ turns "
-        "non-positive); paired differences in raw area (× 100) per run, ± se over runs. *Common support*: the same "
+        "non-positive); paired differences in raw area (the routed queries' true gains summed, integrated over usage) per run, ± se over runs. *Common support*: the same "
         "pair with both curves cut at the earlier stop, so that only the ranking counts (the protocol's area also "
         "grows with a curve's length).",
         "",
