@@ -3,7 +3,7 @@
 For each size, a study on the paper-like simulator (500 test queries) with the default
 Meta-Routers and the Golden-only and Pooled baselines, and beside them on the same runs the
 ``truth`` router, which ranks the test queries by ψ itself (a perfect ranking that stops at the true
-zero crossing): how much room any router has. Prints area, peak, stop and ψ̂ RMSE with standard errors
+zero crossing): how much room a router has, short of a curve that runs past that crossing. Prints area, peak, stop and ψ̂ RMSE with standard errors
 over runs and paired per-run differences in raw area (the true gains summed over the test queries,
 integrated over usage), also on the common support of each
 pair's curves (both cut at the earlier stop); writes JSON.
