@@ -8,12 +8,14 @@ from mrjax.router import summarize_gain
 
 def per_run_area(efficiency, random, oracle=None) -> np.ndarray:
     """(R, M) area under each run's efficiency-gain curve: oracle-normalised when ``oracle``
-    (R,) is given, raw (normalised by 1) otherwise."""
+    (R,) is given, raw (normalised by 1) otherwise. A run whose curve stops before the grid's first
+    usage (ψ̂ positive on fewer queries) has area 0 there: the router gains nothing on the grid, and
+    dropping such runs would favour the method that has them."""
     def one(r):
         if oracle is None:
             return summarize_gain(efficiency[r:r + 1], random[r:r + 1], np.ones(1), normalize=1.0).area
         return summarize_gain(efficiency[r:r + 1], random[r:r + 1], oracle[r:r + 1], normalize="oracle").area
-    return np.stack([one(r) for r in range(len(efficiency))])
+    return np.nan_to_num(np.stack([one(r) for r in range(len(efficiency))]), nan=0.0)
 
 
 def _points(curve) -> np.ndarray:
