@@ -51,3 +51,13 @@ def test_a_curve_that_runs_longer_gains_protocol_area_but_not_common_support_are
     full = per_run_area(longer, rnd)
     assert common["a - b"]["mean"] == 0.0
     assert not np.allclose(full[:, 0], full[:, 1])
+
+
+def test_a_run_whose_curve_stops_before_the_grid_has_area_zero():
+    eff, rnd = _curves()
+    eff[2, 1, :] = np.nan  # method b's ψ̂ is positive on fewer queries than the grid's first usage in run 2
+    area = per_run_area(eff, rnd)
+    assert area[2, 1] == 0.0
+    np.testing.assert_array_equal(np.isfinite(area), True)
+    want = np.trapezoid(eff[1, 1, :25] - rnd[1, :25], GRID[:25])  # the other runs keep their areas
+    np.testing.assert_allclose(area[1, 1], want, rtol=1e-12)
