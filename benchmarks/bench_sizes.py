@@ -27,7 +27,9 @@ from mrjax.sim._study import _simulated, study_hyper
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _meta import run_meta  # noqa: E402
-from _paired import common_support_differences, paired_differences, per_run_area, stop_usage  # noqa: E402
+from _paired import (  # noqa: E402
+    aggregate_area_differences, common_support_differences, paired_differences, per_run_area, stop_usage,
+)
 
 METHODS = ("meta_r", "meta_x", "meta_dr", "golden", "pooled")
 TRUTH = "truth"
@@ -82,17 +84,20 @@ def main(argv=None):
         paired = paired_differences(dict(zip(names, raw.T)), pairs)
         gain = dict(zip(names, np.moveaxis(res.efficiency - res.random[:, None, :], 1, 0)))
         common = common_support_differences(gain, pairs, res.grid)
-        out["sizes"][n_gold] = {"seconds": res.seconds, "methods": names, "rows": rows,
+        # The study's own statistic: the area of the run-averaged curve, paired by resampling runs.
+        study = aggregate_area_differences(res.efficiency, res.random, res.oracle, names, pairs)
+        out["sizes"][n_gold] = {"seconds": res.seconds, "methods": names, "rows": rows, "paired_area": study,
                                 "paired_raw_area": paired, "paired_raw_area_common_support": common}
         print(f"\n{n_gold} gold / {39 * n_gold} preference, {args.runs} runs: {res.seconds:.1f}s on {out['meta']['device']}")
         print(f"{'method':<10} {'area':>7} {'run-area':>16} {'stop':>6} {'ψ̂ RMSE':>16}")
         for name, v in rows.items():
             rmse = "" if v["rmse"] is None else f"{v['rmse']:9.3f}±{v['rmse_se']:.3f}"
             print(f"{name:<10} {v['area']:7.3f} {v['area_run_mean']:8.3f}±{v['area_run_se']:.3f} {v['stop']:6.3f} {rmse}")
-        print("paired raw area (whole curves | common support)")
+        print("paired: area of the mean curve | raw area per run | raw area per run on the common support")
         for name, v in paired.items():
-            c = common[name]
-            print(f"  {name}: {v['mean']:+.2f} ± {v['se']:.2f} | {c['mean']:+.2f} ± {c['se']:.2f}")
+            a, c = study[name], common[name]
+            print(f"  {name}: {a['mean']:+.4f} ± {a['se']:.4f} | {v['mean']:+.2f} ± {v['se']:.2f} | "
+                  f"{c['mean']:+.2f} ± {c['se']:.2f}")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)

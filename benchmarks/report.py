@@ -224,8 +224,9 @@ def render_sizes(result: dict) -> list[str]:
         "`truth` ranks the test queries by ψ itself: a perfect ranking that stops at the true zero crossing, which a "
         "router exceeds only by a curve that runs past that crossing (the routed queries' gains there still exceed the "
         "mean gain). Area: oracle-normalised area of the mean curve, and the mean of per-run areas ± se; stop: mean "
-        "usage where the curve ends; paired differences in raw area per run ± se, on the whole curves and on the common "
-        "support (both cut at the earlier stop, so that only the ranking counts).",
+        "usage where the curve ends. Paired differences: in the study's area (of the run-averaged curve, "
+        "oracle-normalised; se over 2,000 resamples of the runs), and in raw area per run ± se, on the whole curves "
+        "and on the common support (both cut at the earlier stop, so that only the ranking counts).",
     ]
     for n_gold, size in result["sizes"].items():
         lines += ["", f"**{int(n_gold):,} gold / {39 * int(n_gold):,} preference rows** ({size['seconds']:.0f} s with "
@@ -234,10 +235,11 @@ def render_sizes(result: dict) -> list[str]:
             rmse = "—" if v["rmse"] is None else f"{v['rmse']:.3f} ± {v['rmse_se']:.3f}"
             lines.append(f"| {name} | {v['area']:.3f} | {v['area_run_mean']:.3f} ± {v['area_run_se']:.3f} | "
                          f"{v['stop']:.3f} | {rmse} |")
-        common = size["paired_raw_area_common_support"]
-        lines += ["", "| paired difference | raw area | common support |", "|---|---|---|"]
+        common, study = size["paired_raw_area_common_support"], size.get("paired_area")
+        lines += ["", "| paired difference | area | raw area per run | common support |", "|---|---|---|---|"]
         for name, v in size["paired_raw_area"].items():
-            lines.append(f"| {name} | {v['mean']:+.2f} ± {v['se']:.2f} | {common[name]['mean']:+.2f} ± "
+            area = "—" if study is None else f"{study[name]['mean']:+.4f} ± {study[name]['se']:.4f}"
+            lines.append(f"| {name} | {area} | {v['mean']:+.2f} ± {v['se']:.2f} | {common[name]['mean']:+.2f} ± "
                          f"{common[name]['se']:.2f} |")
     return lines
 
