@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mrjax.router import summarize_gain
+from mrjax.router import area_resamples, summarize_gain
 
 
 def per_run_area(efficiency, random, oracle=None) -> np.ndarray:
@@ -61,28 +61,15 @@ def paired_differences(area: dict, pairs) -> dict:
 
 def aggregate_area_differences(efficiency, random, oracle, names, pairs, n_boot: int = 2000, seed: int = 0) -> dict:
     """``{"a - b": {"mean", "se"}}`` of differences in the study's own area: that of the curve averaged over runs
-    (``summarize_gain``), oracle-normalised when ``oracle`` is given, raw otherwise.
-
-    The mean is the difference on all runs; the se is the standard deviation over ``n_boot`` resamples of the
-    runs (the same runs for both methods: paired), with a fixed seed. Averaging curves before integrating is not
-    averaging areas (a run's curve counts only where it still routes), so this is the area the study reports,
-    with a Monte-Carlo error that per-run areas cannot give.
-    """
-    eff, rnd = np.asarray(efficiency, np.float64), np.asarray(random, np.float64)
-    orc = None if oracle is None else np.asarray(oracle, np.float64)
+    (``summarize_gain``), oracle-normalised when ``oracle`` is given, raw otherwise. The mean is the difference on
+    all runs, the se the spread over ``n_boot`` resamples of the runs (``router.area_resamples``: paired)."""
+    orc = np.ones(len(efficiency)) if oracle is None else oracle
+    normalize = 1.0 if oracle is None else "oracle"
+    point = summarize_gain(efficiency, random, orc, normalize=normalize).area
+    draws = area_resamples(efficiency, random, orc, normalize=normalize, n_resamples=n_boot, seed=seed)
     index = {n: i for i, n in enumerate(names)}
-
-    def areas(rows):
-        if orc is None:
-            return summarize_gain(eff[rows], rnd[rows], np.ones(len(rows)), normalize=1.0).area
-        return summarize_gain(eff[rows], rnd[rows], orc[rows], normalize="oracle").area
-
-    R = eff.shape[0]
-    point = areas(np.arange(R))
-    rng = np.random.default_rng(seed)
-    boot = np.stack([areas(rng.integers(0, R, R)) for _ in range(n_boot)])
     out = {}
     for a, b in pairs:
-        d = boot[:, index[a]] - boot[:, index[b]]
-        out[f"{a} - {b}"] = {"mean": float(point[index[a]] - point[index[b]]), "se": float(np.nanstd(d, ddof=1))}
+        i, j = index[a], index[b]
+        out[f"{a} - {b}"] = {"mean": float(point[i] - point[j]), "se": float(np.nanstd(draws[:, i] - draws[:, j], ddof=1))}
     return out

@@ -4,7 +4,9 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-from mrjax.router import USAGE_GRID, efficiency_curve, random_curve, routing_area, run_curves, summarize_gain
+from mrjax.router import (
+    USAGE_GRID, area_resamples, efficiency_curve, random_curve, routing_area, run_areas, run_curves, summarize_gain,
+)
 
 
 def _np_method_curve(score, gain, grid):
@@ -134,3 +136,30 @@ def test_routing_area_matches_numpy_integration():
     g = jnp.linspace(-1.0, 1.0, 50)
     assert float(routing_area(g + 2.0, g, jnp.ones(50))) > 0 > float(routing_area(-g + 2.0, g, jnp.ones(50)))
     assert float(routing_area(-jnp.ones(50), g, jnp.ones(50))) == 0.0
+
+
+def test_area_resamples_are_the_study_area_on_runs_drawn_with_replacement():
+    rng = np.random.default_rng(5)
+    R, G = 40, USAGE_GRID.size
+    eff = rng.normal(size=(R, 3, G)).cumsum(-1) + 4.0
+    rnd = rng.normal(size=(R, G))
+    orc = np.full(R, 50.0)
+    draws = area_resamples(eff, rnd, orc, n_resamples=50, seed=7)
+    assert draws.shape == (50, 3)
+    np.testing.assert_array_equal(draws, area_resamples(eff, rnd, orc, n_resamples=50, seed=7))  # same seed, same bits
+    # Curves that never stop: trapezoids are linear, so the area of the mean curve is the mean of the runs' own
+    # areas (run_areas, computed independently) over the very runs each resample drew.
+    per_run, _ = run_areas(eff, rnd, orc, normalize=1.0)
+    draw_rows = np.random.default_rng(7)
+    want = np.stack([per_run[draw_rows.integers(0, R, R)].mean(0) for _ in range(50)])
+    np.testing.assert_allclose(draws, want, rtol=1e-10)
+    assert np.ptp(draws[:, 0]) > 0
+    # With stops a resample is summarize_gain on its runs: runs that stopped leave the average where they stop.
+    eff[: R // 2, 1, 30:] = np.nan
+    stopped = area_resamples(eff, rnd, orc, normalize="oracle", n_resamples=3, seed=1)
+    rows = np.random.default_rng(1).integers(0, R, R)
+    np.testing.assert_allclose(stopped[0], summarize_gain(eff[rows], rnd[rows], orc[rows], normalize="oracle").area)
+    with pytest.raises(ValueError, match="n_resamples"):
+        area_resamples(eff, rnd, orc, n_resamples=1)
+    with pytest.raises(ValueError, match="normalize"):
+        area_resamples(eff, rnd, orc, normalize="peak")

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from mrjax.cli import main
+from mrjax.router import area_resamples
 from mrjax.sim import StudyConfig, run_study
 
 TINY = dict(n_runs=4, n_test=50, n_gold=20, n_preference=200, n_features_rff=16,
@@ -90,6 +91,21 @@ def test_cli_study_end_to_end(tmp_path, capsys):
     curves = pd.read_csv(out / "curves.csv")
     assert len(curves) == 3 * 3 * 61
     np.testing.assert_allclose(curves.efficiency_gain, curves.total_efficiency - curves.random_efficiency, rtol=1e-6)
+    # The areas' Monte-Carlo error: the spread of the areas over resamples of the written runs (constant
+    # normalisation, so the oracle plays no part), and of their paired differences.
+    eff = curves.total_efficiency.to_numpy().reshape(3, 3, 61)
+    rnd = curves.random_efficiency.to_numpy().reshape(3, 3, 61)[:, 0]
+    draws = area_resamples(eff, rnd, np.ones(3), normalize=20.0, n_resamples=1000)
+    names = list(curves.method.unique())
+    m, p = names.index("meta_r"), names.index("pooled")
+    assert report["methods"]["meta_r"]["area_se"] > 0
+    np.testing.assert_allclose(report["methods"]["meta_r"]["area_se"], draws[:, m].std(ddof=1), rtol=1e-5)
+    np.testing.assert_allclose(report["methods"]["meta_r"]["area_difference_se"]["pooled"],
+                               (draws[:, m] - draws[:, p]).std(ddof=1), rtol=1e-5)
+    assert set(report["methods"]["golden"]["area_difference_se"]) == {"meta_r", "pooled"}
+    # An area undefined in some resamples (every drawn run stopped before the grid) has no se, not a partial one.
+    g = names.index("golden")
+    assert (report["methods"]["golden"]["area_se"] is None) == (not np.isfinite(draws[:, g]).all())
     png = (out / "efficiency_gain.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert "meta_r" in capsys.readouterr().out

@@ -5,7 +5,9 @@
                 [--normalize oracle|CONST] [--aggregate mean|median] [--out results]
                 [--bootstrap B [--bootstrap-method meta_r]]
 
-Writes ``results.json`` (config, timings, per-method summaries, versions, commit, device),
+Writes ``results.json`` (config, timings, per-method summaries, versions, commit, device; each area
+with its Monte-Carlo standard error and the paired one of its difference from every other method,
+both over resamples of the runs),
 ``curves.csv`` (per-run efficiency curves) and ``efficiency_gain.png``/``.pdf``/``.svg`` (the
 paper's Figure 1(a): efficiency gain vs primary-model usage, one panel per method with its 95%
 band over runs), and prints the
@@ -37,6 +39,7 @@ from mrjax.cli._common import Failed, UsageError, num, run_meta, writer
 from mrjax.cli._figures import plot_study
 
 DATA_SOURCES = ("simulator", "routellm-mmlu", "routellm-gsm8k")
+AREA_RESAMPLES = 1000  # resamples of the runs for the areas' Monte-Carlo error (its own error: about 2%)
 STANDARDIZE = {"features": True, "common": "common", "none": False}
 STUDY_RENAMES = {"n_runs": "runs"}  # StudyConfig field → setting name (flag --runs, TOML key runs)
 STUDY_SPECIAL = {"methods", "simulation", "standardize"}  # fields with their own handling below
@@ -280,11 +283,14 @@ def study(args) -> int:
         check_destination(settings["out"], args.overwrite)  # before any work: never discovered after the study
     except ValueError as err:
         raise UsageError(str(err)) from None
-    from mrjax.router._metrics import summarize_gain
+    from mrjax.router._metrics import area_resamples, summarize_gain
 
     config, result = execute(settings, progress=not args.quiet)
     summary = summarize_gain(result.efficiency, result.random, result.oracle,
                              aggregate=settings["aggregate"], normalize=settings["normalize"])
+    # Monte-Carlo error of the areas and of their differences (the methods share each resample's runs).
+    draws = area_resamples(result.efficiency, result.random, result.oracle, aggregate=settings["aggregate"],
+                           normalize=settings["normalize"], n_resamples=AREA_RESAMPLES) if len(result.rmse) > 1 else None
     bad = [(name, int((result.nonfinite[:, m] > 0).sum())) for m, name in enumerate(result.methods)]
     bad = [(name, k) for name, k in bad if k]
     if bad:
@@ -303,7 +309,9 @@ def study(args) -> int:
             "methods": {
                 name: {
                     "peak_gain": num(summary.peak[m]), "usage_at_peak": num(summary.peak_usage[m]),
-                    "area": num(summary.area[m]), "psi_rmse_mean": num(result.rmse[:, m].mean()),
+                    "area": num(summary.area[m]), "area_se": num(_spread(draws, m)),
+                    "area_difference_se": {other: num(_spread(draws, m, k)) for k, other in enumerate(methods) if k != m},
+                    "psi_rmse_mean": num(result.rmse[:, m].mean()),
                     "psi_rmse_se": num(result.rmse[:, m].std(ddof=1) / np.sqrt(len(result.rmse)) if len(result.rmse) > 1 else float("nan")),
                     "curve": [num(v) for v in summary.curve[m]],
                     "band_lower": [num(v) for v in summary.lower[m]],
@@ -322,15 +330,27 @@ def study(args) -> int:
                    len(result.rmse), band)
     print(f"{result.seconds:.1f}s for {config.n_runs} runs x {len(methods)} methods "
           f"({result.compile_seconds:.1f}s first batch incl. compile) on {report['device']}")
-    print(f"{'method':<12} {'peak':>7} {'usage':>6} {'area':>7} {'psi RMSE':>9}")
+    print(f"{'method':<12} {'peak':>7} {'usage':>6} {'area':>7} {'± se':>6} {'psi RMSE':>9}")
     for m, name in enumerate(methods):
-        print(f"{name:<12} {summary.peak[m]:7.3f} {summary.peak_usage[m]:6.2f} {summary.area[m]:7.3f} {result.rmse[:, m].mean():9.3f}")
+        print(f"{name:<12} {summary.peak[m]:7.3f} {summary.peak_usage[m]:6.2f} {summary.area[m]:7.3f} "
+              f"{_spread(draws, m):6.3f} {result.rmse[:, m].mean():9.3f}")
+    print(f"(± se: Monte-Carlo error over {AREA_RESAMPLES} resamples of the runs; results.json has the paired se of "
+          "every difference)")
     if result.band is not None:
         b = report["bootstrap"]
         print(f"within-run {config.bootstrap_level:.0%} bands ({config.bootstrap} replicates of {config.bootstrap_method}): "
               f"covered the run's true gain at {b['coverage_mean']:.3f} of (run, usage) points")
     print(f"wrote {out}/results.json, curves.csv, efficiency_gain.png (.pdf, .svg)")
     return 0
+
+
+def _spread(draws, m, k=None) -> float:
+    """Standard deviation over the area resamples of method ``m``'s area, or of its difference from method ``k``'s
+    (NaN for a single run or where an area is undefined)."""
+    if draws is None:
+        return float("nan")
+    d = draws[:, m] if k is None else draws[:, m] - draws[:, k]
+    return float(np.std(d, ddof=1)) if np.isfinite(d).all() else float("nan")
 
 
 def _band_report(result, config, settings):

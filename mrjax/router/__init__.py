@@ -8,7 +8,7 @@ from mrjax.router._fit import (
 from mrjax.router._meta import Meta
 from mrjax.router._metrics import (
     CPT_LEVELS, FULL_GRID, USAGE_GRID, GainSummary, RoutingEvaluation, RunCurves, efficiency_curve, evaluate_routing,
-    random_curve, routing_area, run_areas, run_curves, summarize_gain,
+    area_resamples, random_curve, routing_area, run_areas, run_curves, summarize_gain,
 )
 from mrjax.router._presets import BASELINES, PRESETS, preset
 from mrjax.router._protocol import RouterHyper, RouterMethod, Targets
@@ -22,7 +22,7 @@ __all__ = [
     "AllGolden", "BASELINES", "CPT_LEVELS", "FULL_GRID", "RoutingEvaluation", "evaluate_routing", "Breakpoints", "CV_CRITERIA", "CV_GRID", "Calibration", "CrossValidatedWeight",
     "GainSummary", "Golden", "Meta", "MeanShift", "PRESETS", "Pooled", "Preference", "RouterConfig", "RouterFit",
     "RouterHyper", "RouterInfo", "RouterMethod", "RunCurves", "Targets", "TradeoffCurve", "USAGE_GRID", "breakpoints",
-    "calibrate_budget", "calibrate_share", "default_hyper", "efficiency_curve", "fit_router", "fixed_tuning",
+    "area_resamples", "calibrate_budget", "calibrate_share", "default_hyper", "efficiency_curve", "fit_router", "fixed_tuning",
     "kth_largest", "predict_quality", "predict_router_bias", "preset", "random_curve", "route", "routed_count",
     "routed_sum", "routing_area", "run_areas", "run_curves", "summarize_gain", "tradeoff_curve",
 ]

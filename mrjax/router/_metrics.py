@@ -123,32 +123,82 @@ def summarize_gain(
         the runs reach the usage, NaN beyond: past it the average is over the few runs that route
         the most — a selected minority whose curve jumps as each run drops out.
     """
+    eff, rnd, orc = _check_summary(efficiency, random, oracle, aggregate, normalize, min_runs)
+    curve, scaled, n_runs, reported = _aggregate(eff, rnd, orc, aggregate, normalize, min_runs)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices past every run's stop
+        lower = np.nanquantile(scaled, 0.025, axis=0)
+        upper = np.nanquantile(scaled, 0.975, axis=0)
+    lower, upper = (np.where(reported, a, np.nan) for a in (lower, upper))
+    peak, peak_usage, area = _curve_summaries(curve, np.asarray(grid, np.float64))
+    return GainSummary(curve, lower, upper, n_runs, peak, peak_usage, area)
+
+
+def area_resamples(
+    efficiency: np.ndarray,
+    random: np.ndarray,
+    oracle: np.ndarray,
+    grid: np.ndarray = USAGE_GRID,
+    aggregate: str = "mean",
+    normalize: str | float = 1.0,
+    min_runs: float = 0.5,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> np.ndarray:
+    """(n_resamples, M) :func:`summarize_gain`'s area on the runs drawn with replacement (host-side NumPy).
+
+    The spread over resamples is the Monte-Carlo error of a study's areas, and since the methods of a
+    resample share its runs, the spread of a difference of two columns is that difference's (paired) error:
+    the area of a run-averaged curve is not an average of per-run areas, so no per-run formula gives it.
+    ``seed`` fixes the resamples (same inputs, same result).
+    """
+    eff, rnd, orc = _check_summary(efficiency, random, oracle, aggregate, normalize, min_runs)
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 2:
+        raise ValueError(f"n_resamples must be an integer of at least 2, got {n_resamples!r}")
+    grid = np.asarray(grid, np.float64)
+    rng = np.random.default_rng(seed)
+    R = eff.shape[0]
+    out = np.empty((n_resamples, eff.shape[1]))
+    for b in range(n_resamples):
+        rows = rng.integers(0, R, R)
+        curve = _aggregate(eff[rows], rnd[rows], orc[rows], aggregate, normalize, min_runs)[0]
+        out[b] = _curve_summaries(curve, grid)[2]
+    return out
+
+
+def _check_summary(efficiency, random, oracle, aggregate, normalize, min_runs):
     if aggregate not in ("mean", "median"):
         raise ValueError(f"aggregate must be 'mean' or 'median', got {aggregate!r}")
-    eff, rnd, orc = (np.asarray(a, np.float64) for a in (efficiency, random, oracle))
+    if normalize != "oracle" and (isinstance(normalize, str) or not float(normalize) > 0):
+        raise ValueError(f"normalize must be a positive constant or 'oracle', got {normalize!r}")
+    if not 0.0 < float(min_runs) <= 1.0:
+        raise ValueError(f"min_runs must be a share in (0, 1], got {min_runs!r}")
+    return tuple(np.asarray(a, np.float64) for a in (efficiency, random, oracle))
+
+
+def _aggregate(eff, rnd, orc, aggregate, normalize, min_runs):
+    """The run-aggregated, normalised curve (M, G) (NaN where fewer than ``min_runs`` of the runs reach the
+    usage), the per-run normalised gains (R, M, G), the runs reaching each usage (M, G) and where the curve
+    is reported (M, G)."""
     agg = np.nanmean if aggregate == "mean" else np.nanmedian
     per_run = eff - rnd[:, None, :]
-    defined = np.isfinite(per_run)
-    n_runs = defined.sum(axis=0)
+    n_runs = np.isfinite(per_run).sum(axis=0)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices past every run's stop
         if normalize == "oracle":
             denom = agg(orc)[None] - agg(rnd, axis=0)
-            curve = agg(eff, axis=0) - agg(rnd, axis=0)[None, :]
-            curve = curve / denom[None, :]
+            curve = (agg(eff, axis=0) - agg(rnd, axis=0)[None, :]) / denom[None, :]
             scaled = per_run / (orc[:, None, None] - rnd[:, None, :])
         else:
             c = float(normalize)
-            if not c > 0:
-                raise ValueError(f"normalize must be a positive constant or 'oracle', got {normalize!r}")
             curve = agg(per_run, axis=0) / c
             scaled = per_run / c
-        lower = np.nanquantile(scaled, 0.025, axis=0)
-        upper = np.nanquantile(scaled, 0.975, axis=0)
-    if not 0.0 < float(min_runs) <= 1.0:
-        raise ValueError(f"min_runs must be a share in (0, 1], got {min_runs!r}")
     reported = (n_runs > 0) & (n_runs >= min_runs * eff.shape[0])
-    curve, lower, upper = (np.where(reported, a, np.nan) for a in (curve, lower, upper))
+    return np.where(reported, curve, np.nan), scaled, n_runs, reported
+
+
+def _curve_summaries(curve, grid):
+    """Peak, its usage and the trapezoid area of each aggregated curve (NaN where defined nowhere)."""
     M = curve.shape[0]
     peak, peak_usage, area = np.full(M, np.nan), np.full(M, np.nan), np.full(M, np.nan)
     for m in range(M):
@@ -162,7 +212,7 @@ def summarize_gain(
             good = np.isfinite(seg)
             # A curve defined at one usage has zero area; one defined nowhere has none (NaN), never 0.0.
             area[m] = float(np.trapezoid(seg[good], x[good])) if good.sum() > 1 else 0.0
-    return GainSummary(curve, lower, upper, n_runs, peak, peak_usage, area)
+    return peak, peak_usage, area
 
 
 def run_areas(efficiency: np.ndarray, random: np.ndarray, oracle: np.ndarray, grid: np.ndarray = USAGE_GRID,
