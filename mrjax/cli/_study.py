@@ -288,9 +288,6 @@ def study(args) -> int:
     config, result = execute(settings, progress=not args.quiet)
     summary = summarize_gain(result.efficiency, result.random, result.oracle,
                              aggregate=settings["aggregate"], normalize=settings["normalize"])
-    # Monte-Carlo error of the areas and of their differences (the methods share each resample's runs).
-    draws = area_resamples(result.efficiency, result.random, result.oracle, aggregate=settings["aggregate"],
-                           normalize=settings["normalize"], n_resamples=AREA_RESAMPLES) if len(result.rmse) > 1 else None
     bad = [(name, int((result.nonfinite[:, m] > 0).sum())) for m, name in enumerate(result.methods)]
     bad = [(name, k) for name, k in bad if k]
     if bad:
@@ -299,6 +296,9 @@ def study(args) -> int:
     out = settings["out"]
     if not writer():  # a multi-controller run: every process computed every run; the first one writes
         return 0
+    # Monte-Carlo error of the areas and of their differences (the methods share each resample's runs).
+    draws = area_resamples(result.efficiency, result.random, result.oracle, aggregate=settings["aggregate"],
+                           normalize=settings["normalize"], n_resamples=AREA_RESAMPLES) if len(result.rmse) > 1 else None
     with results_folder(out) as tmp:
         methods = list(result.methods)
         report = {
