@@ -62,7 +62,8 @@ def paired_differences(area: dict, pairs) -> dict:
 def aggregate_area_differences(efficiency, random, oracle, names, pairs, n_boot: int = 2000, seed: int = 0) -> dict:
     """``{"a - b": {"mean", "se"}}`` of differences in the study's own area: that of the curve averaged over runs
     (``summarize_gain``), oracle-normalised when ``oracle`` is given, raw otherwise. The mean is the difference on
-    all runs, the se the spread over ``n_boot`` resamples of the runs (``router.area_resamples``: paired)."""
+    all runs, the se the spread over ``n_boot`` resamples of the runs (``router.area_resamples``: paired; NaN
+    where an area is undefined in some resample, as ``mrjax study`` reports it)."""
     orc = np.ones(len(efficiency)) if oracle is None else oracle
     normalize = 1.0 if oracle is None else "oracle"
     point = summarize_gain(efficiency, random, orc, normalize=normalize).area
@@ -71,5 +72,5 @@ def aggregate_area_differences(efficiency, random, oracle, names, pairs, n_boot:
     out = {}
     for a, b in pairs:
         i, j = index[a], index[b]
-        out[f"{a} - {b}"] = {"mean": float(point[i] - point[j]), "se": float(np.nanstd(draws[:, i] - draws[:, j], ddof=1))}
+        out[f"{a} - {b}"] = {"mean": float(point[i] - point[j]), "se": float(np.std(draws[:, i] - draws[:, j], ddof=1))}
     return out
