@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 FORMAT = "mrjax-router"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a Meta-Router's ψ̂ has its own feature relevance (RouterFit.bias_standardizer)
 MANIFEST, ARRAYS, DATA = "manifest.json", "arrays.npz", "data.npz"
 
 

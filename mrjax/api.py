@@ -4,6 +4,7 @@ Integer seeds are accepted here only; everything below takes explicit keys.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import warnings
@@ -146,7 +147,9 @@ class MetaRouter:
         (``learners.FeatureRelevance``): features no label depends on fade out of every kernel and
         penalty. ``summary()`` then reports the most relevant features. The learned length-scales are
         kept only when they beat the shared one on held-out rows, so where no feature stands out the fit
-        is the relevance-free one. ``True`` by default; ``False`` skips it.
+        is the relevance-free one. A Meta-Router's ψ̂ learns its own from its debiased targets (ψ's features
+        alone). ``True`` by default (``learners.FeatureRelevance()``); a value sets its settings; ``False``
+        skips it.
     seed : int in ``[0, 2**32)``.
     trim : ``a`` in ``[0, 0.5)``: rows whose propensity lies outside ``[a, 1 − a]`` are left out of the
         R/DR bias fit (by weight; 0: none). Δ̂ is then estimated where the sources overlap and
@@ -183,7 +186,7 @@ class MetaRouter:
         propensity_clip: Sequence[float] = (1e-3, 1 - 1e-3),
         bias_clip: float | None = None,
         standardize: bool | str = True,
-        relevance: bool = True,
+        relevance: bool | FeatureRelevance = True,
         seed: int = 0,
         trim: float = 0.0,
         progress: bool = True,
@@ -263,9 +266,10 @@ class MetaRouter:
         trim = finite("trim", self.trim, 0.0)
         if trim >= 0.5:
             raise ValueError(f"trim must be in [0, 0.5), got {self.trim!r}")
-        for flag in ("relevance", "progress"):
-            if not isinstance(getattr(self, flag), bool):
-                raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+        if not isinstance(self.relevance, (bool, FeatureRelevance)):
+            raise ValueError(f"relevance must be True, False or a learners.FeatureRelevance, got {self.relevance!r}")
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"progress must be True or False, got {self.progress!r}")
         integer("seed", self.seed, 0)
         if self.seed >= 2**32:
             raise ValueError(f"seed must be below 2**32, got {self.seed}")
@@ -283,7 +287,8 @@ class MetaRouter:
         method = method.with_learners(outcome=learner, effect=None if self.learner in (None, "rff") else learner,
                                       propensity=propensity, n_folds=n_folds)
         config = RouterConfig(method=method, quality_learner=learner, scale=self.scale, standardize=self.standardize,
-                              relevance=FeatureRelevance() if self.relevance else None)
+                              relevance=self.relevance if isinstance(self.relevance, FeatureRelevance)
+                              else FeatureRelevance() if self.relevance else None)
         cate_hyper = method.hyper()
         if method.estimates_bias:
             cate_hyper = cate_hyper._replace(propensity_clip=jnp.asarray([low, high], jnp.float32),
@@ -578,15 +583,17 @@ class MetaRouter:
             "quality learner": _learner_name(self.config.quality_learner, info.quality_hyper),
             "quality penalty": float(np.asarray(info.quality_hyper.get("penalty", np.nan))),
         }
-        if info.relevance:  # the shortest learned length-scales: the features the labels depend on most
-            ell = np.asarray(info.relevance["lengthscale"])
-            z = float(np.asarray(info.relevance.get("held_out_z", np.nan)))
-            min_z = float(np.asarray(info.relevance.get("min_z", np.nan)))
-            names = self.feature_names_in_ or [f"x{j}" for j in range(ell.shape[0])]
-            rejected = z <= min_z  # False when unchecked (held_out=False: z is nan)
-            rows["relevance held-out z"] = z
-            rows["relevant features"] = (f"none kept (held-out improvement {z:.2g} se ≤ {min_z:g})" if rejected
-                                         else ", ".join(f"{names[j]} ({ell[j]:.3g})" for j in np.argsort(ell)[:5]))
+        for prefix, rel in (("", info.relevance), ("quality ", info.quality_relevance)):
+            if rel:  # the shortest learned length-scales: the features the labels (ψ̂'s: its targets) depend on most
+                ell = np.asarray(rel["lengthscale"])
+                z = float(np.asarray(rel.get("held_out_z", np.nan)))
+                min_z = float(np.asarray(rel.get("min_z", np.nan)))
+                names = self.feature_names_in_ or [f"x{j}" for j in range(ell.shape[0])]
+                rejected = z <= min_z  # False when unchecked (held_out=False: z is nan)
+                rows[f"{prefix}relevance held-out z"] = z
+                rows[f"{prefix}relevant features"] = (
+                    f"none kept (held-out improvement {z:.2g} se ≤ {min_z:g})" if rejected
+                    else ", ".join(f"{names[j]} ({ell[j]:.3g})" for j in np.argsort(ell)[:5]))
         if isinstance(self.config.quality_learner, Auto):
             rows["quality cv losses"] = _losses(self.config.quality_learner, info.quality_hyper)
         cate = getattr(inner, "cate", None)
@@ -655,6 +662,10 @@ class MetaRouter:
         known = {f"{c.__module__}:{c.__qualname__}": c for c in classes}
         try:
             params = {k: _persist.decode(v, known) for k, v in manifest["params"].items()}
+            if manifest["format_version"] < 2 and params.get("relevance") not in (None, False):
+                # Format 1 predates ψ̂'s own relevance: its Meta-Routers' ψ̂ used the shared one.
+                rel = FeatureRelevance() if params["relevance"] is True else params["relevance"]
+                params["relevance"] = dataclasses.replace(rel, quality=False)
             router = cls(**params)
             rows, d = manifest["rows"], int(manifest["n_features"])
         except (KeyError, TypeError) as err:

@@ -36,7 +36,7 @@ def test_save_load_round_trip_is_bit_identical_in_a_new_process(fitted, tmp_path
                     assert header.startswith(b"\x93NUMPY"), member
                     np.load(os.path.join(path, name), allow_pickle=False)[member[:-4]]
     manifest = json.load(open(os.path.join(path, "manifest.json")))
-    assert manifest["format_version"] == 1 and manifest["feature_names"] == list(F.columns)
+    assert manifest["format_version"] == 2 and manifest["feature_names"] == list(F.columns)
     assert manifest["params"]["learner"]["class"] == "mrjax.learners._linear:Ridge"
     np.save(tmp_path / "queries.npy", F.to_numpy())
     code = ("import sys, numpy as np; from mrjax import MetaRouter; r = MetaRouter.load(sys.argv[1]); "
@@ -51,6 +51,9 @@ def test_save_load_round_trip_is_bit_identical_in_a_new_process(fitted, tmp_path
     pd.testing.assert_frame_equal(loaded.summary(), router.summary())
     relevant = router.summary()["value"]["relevant features"].split(", ")  # named by the frame's columns
     assert len(relevant) == min(5, F.shape[1]) and all(r.split(" (")[0] in F.columns for r in relevant)
+    own = router.info_.quality_relevance["lengthscale"]  # ψ̂'s own search: reported, and loaded bit for bit
+    assert "quality relevant features" in router.summary().index
+    np.testing.assert_array_equal(loaded.info_.quality_relevance["lengthscale"], own)
     with pytest.raises(RuntimeError, match="keep_data=True"):
         loaded.quality_interval(F, n_replicates=4)
     loaded.save(str(tmp_path / "again"))  # a loaded router saves again, without data it never had
@@ -82,8 +85,8 @@ def test_load_errors_name_the_problem(fitted, tmp_path):
     manifest_path = os.path.join(path, "manifest.json")
     manifest = json.load(open(manifest_path))
     # A newer format.
-    json.dump({**manifest, "format_version": 2}, open(manifest_path, "w"))
-    with pytest.raises(ValueError, match="format 2 .* upgrade mrjax"):
+    json.dump({**manifest, "format_version": 3}, open(manifest_path, "w"))
+    with pytest.raises(ValueError, match="format 3 .* upgrade mrjax"):
         MetaRouter.load(path)
     # A class from outside mrjax is not imported.
     bad = json.loads(json.dumps(manifest))
@@ -116,3 +119,22 @@ def test_save_refuses_values_it_cannot_write_as_data(tmp_path):
     assert not os.path.exists(tmp_path / "r")
     assert jax.tree_util.tree_structure(router.fit_) is not None
 
+
+
+def test_a_router_saved_in_format_1_loads_with_the_quality_model_on_the_shared_relevance(tmp_path):
+    """Format 1 predates ψ̂'s own relevance: its Meta-Routers' ψ̂ used the shared one, and such a folder (no
+    ``bias_standardizer`` arrays, a FeatureRelevance without ``quality``) loads as that router, bit for bit."""
+    from mrjax.learners import FeatureRelevance
+
+    F, label, gold = labelled_frame()
+    router = MetaRouter(learner=Ridge(penalty=0.5), relevance=FeatureRelevance(quality=False), progress=False)
+    router.fit(F[gold], label[gold], F[~gold], label[~gold])
+    path = str(tmp_path / "router")
+    router.save(path)
+    manifest_path = os.path.join(path, "manifest.json")
+    manifest = json.load(open(manifest_path))
+    del manifest["params"]["relevance"]["fields"]["quality"]
+    json.dump({**manifest, "format_version": 1}, open(manifest_path, "w"))
+    loaded = MetaRouter.load(path)
+    assert loaded.relevance.quality is False
+    np.testing.assert_array_equal(loaded.quality_gain(F), router.quality_gain(F))

@@ -136,8 +136,10 @@ def _improvement_z(before, after, w):
 
 @dataclasses.dataclass(frozen=True)
 class FeatureRelevance:
-    """A length-scale per feature, learned once per router fit and shared by every model of the fit
+    """A length-scale per feature, learned once per router fit and shared by the models of the fit
     (outcome, propensity, bias and quality models see features divided by it; ``RouterConfig.relevance``).
+    With ``quality`` a Meta-Router's ψ̂ learns its own, by the same search on its debiased targets: they
+    depend on ψ's features alone, the observed labels also on the bias's.
 
     The criterion is :class:`RelevanceRidge`'s: the weighted exact leave-one-out error of a random-feature
     ridge with an ARD kernel, descended by Adam from the isotropic kernel. It runs on the labels the router
@@ -168,6 +170,8 @@ class FeatureRelevance:
     learning_rate : Adam's step on the log length-scales (hyper-parameter).
     min_z : standard errors by which the learned length-scales must beat the isotropic ones on the held-out
         rows (hyper-parameter).
+    quality : a Meta-Router's ψ̂ learns its own length-scales from its targets (static; ``False``: ψ̂ uses
+        the shared ones).
     """
 
     search_features: int = 64
@@ -177,12 +181,14 @@ class FeatureRelevance:
     bandwidth: float = hyper_field(2.0)
     learning_rate: float = hyper_field(0.15)
     min_z: float = hyper_field(2.0)
+    quality: bool = True
 
     def __post_init__(self):
         for name in ("search_features", "n_steps", "batch_rows"):
             integer(name, getattr(self, name), 1)
-        if not isinstance(self.held_out, bool):
-            raise ValueError(f"held_out must be True or False, got {self.held_out!r}")
+        for name in ("held_out", "quality"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("bandwidth", "learning_rate"):  # None in a structure (learners.structure)
             if getattr(self, name) is not None:
                 finite(name, getattr(self, name), 0.0, strict=True)

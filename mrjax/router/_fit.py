@@ -79,17 +79,20 @@ class RouterFit(NamedTuple):
 
     Attributes
     ----------
-    standardizer : Standardizer applied to features before the learners (with ``config.relevance``,
-        its scale includes the learned length-scales).
+    standardizer : Standardizer applied to features before ψ̂ (with ``config.relevance``, its scale
+        includes the learned length-scales: ψ̂'s own where :func:`searches_quality`).
     scale_constant : () constant ``c`` applied to preference labels.
     quality : params of the quality learner.
     cate : CateFit (Meta-Router only; an empty tuple otherwise).
+    bias_standardizer : the Standardizer of the bias stages where ψ̂ learned its own relevance
+        (:func:`searches_quality`); ``None`` where ``standardizer`` serves every model.
     """
 
     standardizer: Standardizer
     scale_constant: Array
     quality: object
     cate: object
+    bias_standardizer: Standardizer | None = None
 
 
 class RouterInfo(NamedTuple):
@@ -114,6 +117,8 @@ class RouterInfo(NamedTuple):
     relevance : dict, the feature relevance's hyper-parameters with what it learned (``lengthscale``,
         (d,), on the standardised features' scale): a refit with it skips the search.
         Empty without ``config.relevance``.
+    quality_relevance : dict, the same for ψ̂'s own relevance, learned from its targets
+        (:func:`searches_quality`; empty otherwise).
     """
 
     scale_constant: Array
@@ -126,6 +131,18 @@ class RouterInfo(NamedTuple):
     scale_degenerate: Array = False
     nonfinite: dict = {}
     relevance: dict = {}
+    quality_relevance: dict = {}
+
+
+def searches_quality(config: RouterConfig) -> bool:
+    """Whether ψ̂ learns its own feature relevance from its targets, after the bias stages: a Meta-Router's
+    with ``config.relevance`` (and its ``quality`` switch on). Its targets are the debiased labels, whose
+    relevant features are ψ's alone; the shared relevance, learned from the observed labels, also ranks
+    the bias's features, which ψ̂ then spreads its kernel over. A baseline's targets are the labels its
+    shared relevance learned from (up to λ or a constant shift), so it needs no second search."""
+    method = config.method
+    return (config.relevance is not None and config.relevance.quality and method.estimates_bias
+            and not hasattr(method, "select_weight"))
 
 
 def fit_router(
@@ -160,10 +177,56 @@ def fit_router(
         inner = dataclasses.replace(config, method=method.method)
         fit, info = fit_router(key, data, inner, hyper._replace(preference_weight=lam), gold_label, known_propensity)
         return fit, info._replace(cv_loss=cv_loss)
-    _, k_q = fit_keys(key)  # the CATE's learner key: one random basis for the whole fit
     prep, relevance, n_bad_features = prepare(key, data, config, hyper, gold_label)
-    X, o, std, c = prep.data.features, prep.data.label, prep.standardizer, prep.scale_constant
     out = method.targets(key, prep.data, hyper, gold_label, known_propensity)
+    return _finish(key, data, config, hyper, (prep, relevance, n_bad_features), out,
+                   quality_relevance(key, data, config, hyper, out))
+
+
+def fit_targets(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHyper,
+                gold_label: Array | None = None, known_propensity: Array | None = None):
+    """:func:`fit_router`'s first half: the method's ``Targets`` (a Meta-Router's bias stages). With
+    :func:`quality_relevance` and :func:`finish_fit` it is ``fit_router`` in three stages, so that a study can
+    run the relevance search between vmapped stages (``config`` must not select λ)."""
+    prep, _, _ = prepare(key, data, config, hyper, gold_label)
+    return config.method.targets(key, prep.data, hyper, gold_label, known_propensity)
+
+
+def finish_fit(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHyper, targets,
+               quality_relevance: dict, gold_label: Array | None = None) -> tuple[RouterFit, RouterInfo]:
+    """:func:`fit_router`'s last stage: ψ̂ on ``targets`` (:func:`fit_targets`) with ψ̂'s relevance
+    ``quality_relevance`` (:func:`quality_relevance`). ``hyper.relevance`` should hold the learned length-scales,
+    or the shared search runs again."""
+    return _finish(key, data, config, hyper, prepare(key, data, config, hyper, gold_label), targets, quality_relevance)
+
+
+def quality_relevance(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHyper, targets) -> dict:
+    """ψ̂'s own relevance (:func:`searches_quality`), learned from ``targets`` on the standardised features; its
+    used hyper-parameters like :func:`prepare`'s. ``{}`` where ψ̂ uses the shared one. Its settings are
+    ``hyper.relevance``'s; a ``hyper.quality_relevance`` holding a ``lengthscale`` skips the search."""
+    if not searches_quality(config):
+        return {}
+    X = preprocess(data, config.standardize, config.scale).data.features
+    target = jnp.where(targets.weight > 0, targets.target, 0.0)
+    qhyper = hyper.quality_relevance or {k: v for k, v in hyper.relevance.items() if k not in _LEARNED}
+    learned = config.relevance.fit(jax.random.fold_in(key, 0x5E2), X, target, targets.weight, qhyper)
+    return {**qhyper, **learned}
+
+
+_LEARNED = ("lengthscale", "held_out_z")  # what FeatureRelevance.fit adds to its hyper-parameters
+
+
+def _finish(key, data, config, hyper, prepared, out, qrel) -> tuple[RouterFit, RouterInfo]:
+    """ψ̂ on the method's targets ``out`` (``prepared``: :func:`prepare`'s return; ``qrel``: ψ̂'s relevance)."""
+    _, k_q = fit_keys(key)  # the CATE's learner key: one random basis for the whole fit
+    prep, relevance, n_bad_features = prepared
+    X, o, std, c = prep.data.features, prep.data.label, prep.standardizer, prep.scale_constant
+    bias_std = None
+    if qrel:  # ψ̂ sees the standardised features divided by its own length-scales
+        base = preprocess(data, config.standardize, config.scale).standardizer
+        bias_std = std
+        std = Standardizer(base.mean, base.scale * config.relevance.scale(qrel["lengthscale"], qrel["bandwidth"]))
+        X = standardize(std, data.features)
     target, weight = out.target, out.weight
     n_nonfinite = jnp.sum(~jnp.isfinite(target) & (weight > 0))
     target = jnp.where(weight > 0, target, 0.0)
@@ -171,16 +234,17 @@ def fit_router(
         quality = config.quality_learner.fit(k_q, X, target, weight, hyper.quality, score_weight=prep.data.is_gold)
     else:
         quality = config.quality_learner.fit(k_q, X, target, weight, hyper.quality)
+    n_bad_relevance = sum((count_nonfinite(r["lengthscale"]) for r in (relevance, qrel) if r), jnp.zeros((), jnp.int32))
     nonfinite = {"features": n_bad_features, "scale": count_nonfinite(c), "targets": n_nonfinite.astype(jnp.int32),
                  "quality": sum(count_nonfinite(leaf) for leaf in jax.tree_util.tree_leaves(quality)
                                 if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating)),
-                 "relevance": count_nonfinite(relevance["lengthscale"]) if relevance else jnp.zeros((), jnp.int32)}
+                 "relevance": n_bad_relevance}
     info = RouterInfo(
         c, out.cate_info, out.shift, n_nonfinite, jnp.asarray(hyper.preference_weight, o.dtype),
         jnp.zeros((0,), data.label.dtype), used_hyper(hyper.quality, quality), prep.scale_degenerate, nonfinite,
-        relevance,
+        relevance, qrel,
     )
-    return RouterFit(std, c, quality, out.cate), info
+    return RouterFit(std, c, quality, out.cate, bias_std), info
 
 
 def prepare(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHyper,
@@ -284,7 +348,7 @@ def fixed_tuning(config: RouterConfig, hyper: RouterHyper | None, info: RouterIn
     if fixed.method.estimates_bias:
         cate_hyper = cate_hyper._replace(outcome=info.cate.outcome_hyper, effect=info.cate.effect_hyper)
     return fixed, hyper._replace(preference_weight=info.preference_weight, cate=cate_hyper, quality=info.quality_hyper,
-                                 relevance=info.relevance)
+                                 relevance=info.relevance, quality_relevance=info.quality_relevance)
 
 
 def predict_quality(config: RouterConfig, fit: RouterFit, X: Array) -> Array:
@@ -296,4 +360,5 @@ def predict_router_bias(config: RouterConfig, fit: RouterFit, X: Array) -> Array
     """Δ̂(x) for queries ``X (n, d)`` (Meta-Router only), on the gold scale."""
     if not config.method.estimates_bias:
         raise ValueError(f"only the Meta-Router estimates a bias; this fit is {config.method.name!r}")
-    return config.method.predict_bias(fit.cate, standardize(fit.standardizer, X))
+    std = fit.standardizer if fit.bias_standardizer is None else fit.bias_standardizer
+    return config.method.predict_bias(fit.cate, standardize(std, X))

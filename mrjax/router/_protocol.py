@@ -20,12 +20,15 @@ class RouterHyper(NamedTuple):
     quality : dict, hyper-parameters of the quality learner.
     relevance : dict, hyper-parameters of the feature relevance (``RouterConfig.relevance``); holding a
         ``lengthscale`` skips its search.
+    quality_relevance : dict, ψ̂'s own learned relevance (``router.searches_quality``): holding a ``lengthscale``
+        skips its search (otherwise it runs with ``relevance``'s settings).
     """
 
     preference_weight: Array
     cate: Any
     quality: dict
     relevance: dict = {}
+    quality_relevance: dict = {}
 
 
 class Targets(NamedTuple):

@@ -25,7 +25,8 @@ from mrjax.data._simulate import SimulationConfig, simulate
 from mrjax.learners._auto import REGRESSORS, named
 from mrjax.learners._linear import RandomFeatureRidge
 from mrjax.learners._relevance import FeatureRelevance
-from mrjax.router._fit import RouterConfig, default_hyper, fit_router, learn_relevances, predict_quality, shares_relevance
+from mrjax.router._fit import (RouterConfig, default_hyper, finish_fit, fit_router, fit_targets, learn_relevances, predict_quality,
+                               quality_relevance, searches_quality, shares_relevance)
 from mrjax.router._presets import PRESETS
 from mrjax.inference._bootstrap import bootstrap_predict, bootstrap_weights, interval
 from mrjax.inference._value import efficiency_gain, efficiency_gain_draws
@@ -238,8 +239,7 @@ def one_run(key: PRNGKey, config: StudyConfig, hyper: StudyHyper | None = None) 
     ``hyper`` (default: ``study_hyper(config)``) carries the numbers, so ``config`` may be a structure.
     """
     hyper = study_hyper(config) if hyper is None else hyper
-    inputs = _simulated(key, config, hyper)
-    return _fit_and_score(inputs, config, hyper, _relevances(inputs, config, hyper))
+    return _run(_simulated(key, config, hyper), config, hyper)
 
 
 def _simulated(key: PRNGKey, config: StudyConfig, hyper: StudyHyper) -> RunInputs:
@@ -296,14 +296,59 @@ def _expand(learned: tuple, config: StudyConfig) -> tuple:
     return tuple(None if s is None else found[s] for s in searched)
 
 
-def _fit_and_score(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper, relevances: tuple) -> tuple:
-    """Fit every method on ``inputs.data`` (with the relevances of :func:`_relevances`), rank the test
-    queries, and score against ``inputs.truth``."""
+def _run(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper) -> tuple:
+    """One run's stages in order, unbatched (:func:`_compiled` runs the same stages vmapped over a batch of
+    runs, with the relevance searches under ``lax.map``)."""
+    relevances = _relevances(inputs, config, hyper)
+    targets = _targets(inputs, config, hyper, relevances)
+    return _fit_and_score(inputs, config, hyper, relevances, targets, _quality_searches(inputs, config, hyper, targets))
+
+
+def _targets(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper, relevances: tuple) -> tuple:
+    """The ``Targets`` of each method whose ψ̂ learns its own relevance (``router.searches_quality``), ``None``
+    for the others (they fit in one piece in :func:`_fit_and_score`)."""
+    return tuple(fit_targets(inputs.k_fit, inputs.data, rc, rh._replace(relevance=rel), inputs.gold_label)
+                 if searches_quality(rc) else None
+                 for rc, rh, rel in zip(config.router_configs(), hyper.routers, relevances))
+
+
+def _quality_searches(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper, targets: tuple) -> tuple:
+    """ψ̂'s own relevance for each method with :func:`_targets` (``{}`` for the others), the searches vmapped over
+    those methods (one compiled search)."""
+    configs = config.router_configs()
+    split = [i for i, t in enumerate(targets) if t is not None]
+    if not split:
+        return tuple({} for _ in configs)
+    stack = lambda *a: jnp.stack(a)  # noqa: E731
+    tw = jax.tree_util.tree_map(stack, *[(targets[i].target, targets[i].weight) for i in split])
+    qh = jax.tree_util.tree_map(stack, *[hyper.routers[i] for i in split])
+    first = configs[split[0]]
+    learned = jax.vmap(lambda t, w, h: quality_relevance(inputs.k_fit, inputs.data, first, h, _TW(t, w)))(*tw, qh)
+    out = [{} for _ in configs]
+    for j, i in enumerate(split):
+        out[i] = jax.tree_util.tree_map(lambda a, j=j: a[j], learned)
+    return tuple(out)
+
+
+class _TW(NamedTuple):
+    target: Array
+    weight: Array
+
+
+def _fit_and_score(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper, relevances: tuple, targets: tuple,
+                   quality_relevances: tuple) -> tuple:
+    """Fit every method on ``inputs.data`` (with the relevances of :func:`_relevances`, the targets of
+    :func:`_targets` and ψ̂'s relevances of :func:`_quality_searches`), rank the test queries, and score
+    against ``inputs.truth``."""
     k_fit, k_rand, data, gold_label, test_features, truth = inputs
     scores = []
     configs = config.router_configs()
-    for rc, rh, rel in zip(configs, hyper.routers, relevances):
-        fit, _ = fit_router(k_fit, data, rc, rh if rel is None else rh._replace(relevance=rel), gold_label=gold_label)
+    for rc, rh, rel, tg, qrel in zip(configs, hyper.routers, relevances, targets, quality_relevances):
+        rh = rh if rel is None else rh._replace(relevance=rel)
+        if tg is None:
+            fit, _ = fit_router(k_fit, data, rc, rh, gold_label=gold_label)
+        else:
+            fit, _ = finish_fit(k_fit, data, rc, rh, tg, qrel, gold_label)
         scores.append(predict_quality(rc, fit, test_features))
     scores = jnp.stack(scores)
     grid = jnp.asarray(USAGE_GRID, truth.dtype)
@@ -333,8 +378,7 @@ def pool_run(key: PRNGKey, embedding: Array, gold_gain: Array, preference_label:
     their real gold gains; the RMSE is against those labels. ``hyper`` as in :func:`one_run`.
     """
     hyper = study_hyper(config) if hyper is None else hyper
-    inputs = _pooled(key, (embedding, gold_gain, preference_label), config)
-    return _fit_and_score(inputs, config, hyper, _relevances(inputs, config, hyper))
+    return _run(_pooled(key, (embedding, gold_gain, preference_label), config), config, hyper)
 
 
 def _pooled(key: PRNGKey, pool: tuple, config: StudyConfig) -> RunInputs:
@@ -411,7 +455,11 @@ def _compiled(config: StudyConfig, devices: tuple, run_fn: Callable | None, pool
                 learned = jax.lax.map(lambda inp: _distinct_relevances(inp, config, h), inputs)
             else:
                 learned = ()
-            return jax.vmap(lambda inp, rel: _fit_and_score(inp, config, h, _expand(rel, config)))(inputs, learned)
+            targets = jax.vmap(lambda inp, rel: _targets(inp, config, h, _expand(rel, config)))(inputs, learned)
+            # ψ̂'s own searches (Meta-Routers), on the targets of the bias stages: one run at a time, as above.
+            qrel = jax.lax.map(lambda a: _quality_searches(a[0], config, h, a[1]), (inputs, targets))
+            return jax.vmap(lambda inp, rel, tg, q: _fit_and_score(inp, config, h, _expand(rel, config), tg, q))(
+                inputs, learned, targets, qrel)
 
     # On CPU the study program's time goes to LAPACK and matrix products, not to XLA's own
     # element-wise kernels, so LLVM optimisation level 1 compiles it faster at the same run
