@@ -55,7 +55,8 @@ def _router_options(p) -> None:
                         "or none")
     g.add_argument("--relevance", action=argparse.BooleanOptionalAction, default=True,
                    help="learn a length-scale per feature from the labelled rows and divide the features by it "
-                        "before every model (default; MetaRouter's relevance)")
+                        "before every model; a Meta-Router's quality model learns its own from its debiased "
+                        "targets (default; MetaRouter's relevance)")
     g.add_argument("--seed", type=int, default=0, help="random key of the fit")
     g.add_argument("--trim", type=float, default=0.0, help="leave rows with propensity outside [a, 1-a] out of the bias fit")
 
