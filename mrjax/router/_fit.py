@@ -180,7 +180,7 @@ def fit_router(
     prep, relevance, n_bad_features = prepare(key, data, config, hyper, gold_label)
     out = method.targets(key, prep.data, hyper, gold_label, known_propensity)
     return _finish(key, data, config, hyper, (prep, relevance, n_bad_features), out,
-                   quality_relevance(key, data, config, hyper, out))
+                   quality_relevance(key, data, config, hyper, out.target, out.weight))
 
 
 def fit_targets(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHyper,
@@ -200,16 +200,18 @@ def finish_fit(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterH
     return _finish(key, data, config, hyper, prepare(key, data, config, hyper, gold_label), targets, quality_relevance)
 
 
-def quality_relevance(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHyper, targets) -> dict:
-    """ψ̂'s own relevance (:func:`searches_quality`), learned from ``targets`` on the standardised features; its
+def quality_relevance(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHyper, target: Array,
+                      weight: Array) -> dict:
+    """ψ̂'s own relevance (:func:`searches_quality`), learned from ψ̂'s ``target`` and ``weight`` (a method's
+    ``Targets``) on the standardised features; its
     used hyper-parameters like :func:`prepare`'s. ``{}`` where ψ̂ uses the shared one. Its settings are
     ``hyper.relevance``'s; a ``hyper.quality_relevance`` holding a ``lengthscale`` skips the search."""
     if not searches_quality(config):
         return {}
     X = preprocess(data, config.standardize, config.scale).data.features
-    target = jnp.where(targets.weight > 0, targets.target, 0.0)
+    target = jnp.where(weight > 0, target, 0.0)
     qhyper = hyper.quality_relevance or {k: v for k, v in hyper.relevance.items() if k not in _LEARNED}
-    learned = config.relevance.fit(jax.random.fold_in(key, 0x5E2), X, target, targets.weight, qhyper)
+    learned = config.relevance.fit(jax.random.fold_in(key, 0x5E2), X, target, weight, qhyper)
     return {**qhyper, **learned}
 
 

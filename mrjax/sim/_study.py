@@ -323,16 +323,11 @@ def _quality_searches(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper,
     tw = jax.tree_util.tree_map(stack, *[(targets[i].target, targets[i].weight) for i in split])
     qh = jax.tree_util.tree_map(stack, *[hyper.routers[i] for i in split])
     first = configs[split[0]]
-    learned = jax.vmap(lambda t, w, h: quality_relevance(inputs.k_fit, inputs.data, first, h, _TW(t, w)))(*tw, qh)
+    learned = jax.vmap(lambda t, w, h: quality_relevance(inputs.k_fit, inputs.data, first, h, t, w))(*tw, qh)
     out = [{} for _ in configs]
     for j, i in enumerate(split):
         out[i] = jax.tree_util.tree_map(lambda a, j=j: a[j], learned)
     return tuple(out)
-
-
-class _TW(NamedTuple):
-    target: Array
-    weight: Array
 
 
 def _fit_and_score(inputs: RunInputs, config: StudyConfig, hyper: StudyHyper, relevances: tuple, targets: tuple,
