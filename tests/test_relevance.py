@@ -172,6 +172,29 @@ def test_length_scales_fitted_to_noise_are_rejected_on_held_out_rows_and_leave_t
     np.testing.assert_allclose(psi[True], psi[False], rtol=1e-6, atol=1e-7)
 
 
+def test_the_feature_relevance_criterion_is_weighted_gcv():
+    """``_gcv`` against a float64 NumPy hat matrix (intercept included, weighted, Kish's effective size)."""
+    from mrjax.learners._relevance import _gcv
+
+    rng = np.random.default_rng(1)
+    n, d, D = 300, 6, 64
+    X = rng.normal(size=(n, d))
+    y = np.sin(X[:, 0]) + 0.3 * rng.normal(size=n)
+    w, omega, phase = rng.uniform(0.5, 2.0, n), rng.normal(size=(d, D)), rng.uniform(0, 2 * np.pi, D)
+    theta = {"log_ell": np.log(np.linspace(0.8, 3.0, d)), "log_g": np.asarray(-3.0)}
+    with jax.enable_x64(True):
+        value = float(_gcv(theta, *(jnp.asarray(a) for a in (X, y, w, omega, phase))))
+    Z = np.sqrt(2.0 / D) * np.cos(X @ (omega / np.exp(theta["log_ell"])[:, None]) + phase)
+    Zc = Z - (w @ Z) / w.sum()
+    Gc = Zc.T @ (w[:, None] * Zc)
+    lam = np.exp(-3.0) * np.trace(Gc) / D + 1e-5 * np.trace(Gc) / D + 1e-12
+    H = np.ones((n, 1)) @ w[None, :] / w.sum() + Zc @ np.linalg.solve(Gc + lam * np.eye(D), Zc.T * w[None, :])
+    r, df, n_eff = y - H @ y, np.trace(H), w.sum() ** 2 / np.sum(w**2)
+    assert df < 0.9 * n_eff
+    np.testing.assert_allclose(value, np.sum(w * r**2) / w.sum() / (1 - df / n_eff) ** 2, rtol=1e-9)
+
+
+
 @pytest.mark.slow
 def test_feature_relevance_ignores_zero_weight_rows_and_vmap_over_weights_equals_a_loop():
     """Rows of zero weight are never drawn into a batch while enough rows have weight, so their labels
@@ -270,10 +293,13 @@ def test_fast_cos_is_within_a_float32_cos_of_the_float64_cosine():
     np.testing.assert_allclose(slope, -np.sin(x.astype(np.float64)), rtol=0, atol=2e-6)
 
 
-def test_the_search_criterion_in_float32_agrees_with_float64_down_to_the_penalty_floor():
-    """The criterion inverts L with one small triangular solve and uses fast_cos; at log_g = −30 the relative
-    floor sets the penalty (condition number 1e5), with a nearly noiseless target and three short ℓ."""
-    from mrjax.learners._relevance import _loo
+@pytest.mark.parametrize("name", ["_loo", "_gcv"])
+def test_the_search_criterion_in_float32_agrees_with_float64_down_to_the_penalty_floor(name):
+    """The criteria use fast_cos (and the leave-one-out error one small triangular solve for L⁻¹); at log_g = −30
+    the relative floor sets the penalty (condition number 1e5), with a nearly noiseless target and three short ℓ."""
+    from mrjax.learners import _relevance
+
+    _loo = getattr(_relevance, name)
 
     rng = np.random.default_rng(0)
     n, d, D = 512, 50, 64

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import jax
+import jax.numpy as jnp
+
 from mrjax._typing import Array, Hyper, PRNGKey
 
 
@@ -47,3 +50,18 @@ def used_hyper(hyper: dict, params: Any) -> dict:
     if "penalty" in hyper and hasattr(params, "penalty"):
         return {**hyper, "penalty": params.penalty}
     return hyper
+
+
+def positive_first(key: PRNGKey, weight: Array) -> tuple[Array, Array]:
+    """A random order of the rows with the positive-weight rows first, and how many there are."""
+    u = jax.random.uniform(key, weight.shape) + (weight <= 0)
+    return jnp.argsort(u), jnp.sum(weight > 0)
+
+
+def window(order: Array, count: Array, t: Array, size: int) -> tuple[Array, Array]:
+    """Window ``t`` of ``size`` rows, cycling through the first ``count`` rows of ``order`` (:func:`positive_first`),
+    and a 0/1 mask that is 0 on repeats when ``count < size``: consecutive windows visit every positive row once
+    before any twice, from one sort instead of one draw per window."""
+    c = jnp.maximum(count, 1)
+    rows = order[(t * size % c + jnp.arange(size)) % c]
+    return rows, (jnp.arange(size) < count)

@@ -19,7 +19,7 @@ import optax
 from mrjax._checks import finite, integer
 from mrjax._hyper import hyper_field
 from mrjax._typing import Array, Hyper, PRNGKey
-from mrjax.learners._base import check_xyw
+from mrjax.learners._base import check_xyw, positive_first, window
 from mrjax.learners._features import FeatureParams, RandomFourier, fast_cos
 from mrjax.learners._linear import GCV_GRID, Ridge, _best, _design, _gcv_score, _moments, _solve_psd, _spectrum
 
@@ -49,10 +49,10 @@ class RelevanceParams(NamedTuple):
         return {**hyper, "penalty": self.penalty, "lengthscale": self.lengthscale}
 
 
-def _loo_rows(theta, X, y, w, omega, phase):
-    """Each row's share of the weighted exact leave-one-out error (Sherman–Morrison, intercept profiled) of
-    the ridge on the basis with length-scales ``exp(theta["log_ell"])`` and relative penalty
-    ``exp(theta["log_g"])``: ``w_i r_i² / Σw`` for its leave-one-out residual ``r_i``."""
+def _centred(theta, X, y, w, omega, phase):
+    """The search basis at ``theta`` centred by the weighted means, the centred labels, ``Gc = Zcᵀ W Zc``, the
+    penalised ``A = Gc + λ I`` and ``Σw`` (length-scales ``exp(theta["log_ell"])``, relative penalty
+    ``exp(theta["log_g"])``; the intercept profiled out)."""
     D = omega.shape[1]
     # fast_cos: the trigonometric functions were half of each Adam step (XLA's cos and sin on CPU).
     Z = jnp.sqrt(2.0 / D) * fast_cos(jnp.matmul(X, omega * jnp.exp(-theta["log_ell"])[:, None], precision="highest") + phase[None, :])
@@ -64,11 +64,19 @@ def _loo_rows(theta, X, y, w, omega, phase):
     # A relative floor of 1e-5 (condition number ≤ 1e5): float32 Cholesky stays finite as Adam drives a
     # nearly noiseless target towards interpolation.
     A = Gc + (lam + 1e-5 * jnp.trace(Gc) / D + 1e-12) * jnp.eye(D, dtype=Z.dtype)
+    return Zc, yc, Gc, A, sw
+
+
+def _loo_rows(theta, X, y, w, omega, phase):
+    """Each row's share of the weighted exact leave-one-out error (Sherman–Morrison) of the ridge on the
+    basis at ``theta`` (:func:`_centred`): ``w_i r_i² / Σw`` for its leave-one-out residual ``r_i``."""
+    Zc, yc, _, A, sw = _centred(theta, X, y, w, omega, phase)
+    D = A.shape[0]
     # One triangular solve serves the coefficients and the leverages: with A = L Lᵀ and V = L⁻¹ Zcᵀ,
     # ŷ = Vᵀ V (w ∘ yc) and h_i = w_i ‖V_:i‖² (half the work of solving with A for every row).
     # L⁻¹ by one D × D triangular solve, then a product: faster on CPU than a triangular solve with n right-hand
     # sides, and accurate here (the floor bounds the condition number of L by ~300).
-    L_inv = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(A), jnp.eye(D, dtype=Z.dtype), lower=True)
+    L_inv = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(A), jnp.eye(D, dtype=A.dtype), lower=True)
     V = jnp.matmul(L_inv, Zc.T, precision="highest")
     resid = yc - jnp.matmul(jnp.matmul(V, w * yc, precision="highest"), V, precision="highest")
     h = w / sw + w * jnp.sum(V * V, axis=0)
@@ -78,6 +86,20 @@ def _loo_rows(theta, X, y, w, omega, phase):
 def _loo(theta, X, y, w, omega, phase):
     """The weighted exact leave-one-out error (:func:`_loo_rows` summed)."""
     return jnp.sum(_loo_rows(theta, X, y, w, omega, phase))
+
+
+def _gcv(theta, X, y, w, omega, phase):
+    """Weighted generalised cross-validation of the ridge on the basis at ``theta`` (:func:`_centred`):
+    ``(Σ w r² / Σw) / (1 − df / n_eff)²`` with ``df = 1 + tr(A⁻¹ Gc)`` and Kish's ``n_eff = (Σw)² / Σw²``,
+    as ``learners._linear``'s GCV. It is :func:`_loo` with every row given the average leverage, so it needs
+    no leverage per row: a third less work per step (the ``n × D²`` product for them is gone). ``df / n_eff``
+    is capped at 0.99, as :func:`_loo` caps each leverage."""
+    Zc, yc, Gc, A, sw = _centred(theta, X, y, w, omega, phase)
+    cf = jax.scipy.linalg.cho_factor(A, lower=True)
+    beta = jax.scipy.linalg.cho_solve(cf, jnp.matmul(Zc.T, w * yc, precision="highest"))
+    resid = yc - jnp.matmul(Zc, beta, precision="highest")
+    df = 1.0 + jnp.trace(jax.scipy.linalg.cho_solve(cf, Gc))
+    return jnp.sum(w * resid**2) / sw / (1.0 - jnp.minimum(df * jnp.sum(w**2) / sw**2, 0.99)) ** 2
 
 
 def _start(X, y, w, omega, phase, hyper):
@@ -92,34 +114,29 @@ def _start(X, y, w, omega, phase, hyper):
     return {"log_ell": jnp.full((d,), jnp.log(ell0), X.dtype), "log_g": jnp.log(grid[_best(score, ok)])}
 
 
-def _rows(key, w, k):
-    """``k`` rows drawn uniformly without replacement among those of positive weight (a -inf Gumbel key
-    for the others: they are drawn only when fewer than ``k`` rows have weight)."""
-    floor = jnp.where(w > 0, 0.0, -jnp.inf)
-    return jax.lax.top_k(floor + jax.random.gumbel(key, w.shape, w.dtype), k)[1]
-
-
-def _search(X, y, w, omega, phase, theta, learning_rate, n_steps, key=None, batch_rows=None):
-    """Adam on ``_loo`` over ``(log ℓ, log relative penalty)`` from ``theta`` (:func:`_start`). With
-    ``batch_rows`` below the number of rows, each step scores ``batch_rows`` rows drawn afresh (:func:`_rows`;
-    weights kept); otherwise every step scores all rows. Returns the final ``{"log_ell", "log_g"}``."""
+def _search(X, y, w, omega, phase, theta, learning_rate, n_steps, key=None, batch_rows=None, criterion=_loo):
+    """Adam on ``criterion`` (:func:`_loo` or :func:`_gcv`) over ``(log ℓ, log relative penalty)`` from ``theta`` (:func:`_start`). With
+    ``batch_rows`` below the number of rows, step ``t`` scores window ``t`` of ``batch_rows`` rows of one random
+    order of the positive-weight rows (``learners._base.window``: every such row once before any twice; weights
+    kept); otherwise every step scores all rows. Returns the final ``{"log_ell", "log_g"}``."""
     n = X.shape[0]
     opt = optax.adam(learning_rate)
-    grad = jax.grad(_loo)
+    grad = jax.grad(criterion)
     batched = batch_rows is not None and batch_rows < n
+    if batched:
+        order, count = positive_first(key, w)
 
-    def step(carry, rows):
+    def step(carry, t):
         th, state = carry
         if batched:
-            g = grad(th, X[rows], y[rows], w[rows], omega, phase)
+            rows, mask = window(order, count, t, batch_rows)
+            g = grad(th, X[rows], y[rows], w[rows] * mask, omega, phase)
         else:
             g = grad(th, X, y, w, omega, phase)
         updates, state = opt.update(g, state, th)
         return (optax.apply_updates(th, updates), state), None
 
-    # Every step's rows drawn before the loop, in one batched draw (the same rows as drawing them step by step).
-    rows = jax.vmap(lambda k: _rows(k, w, batch_rows))(jax.random.split(key, n_steps)) if batched else None
-    (theta, _), _ = jax.lax.scan(step, (theta, opt.init(theta)), rows, length=n_steps)
+    (theta, _), _ = jax.lax.scan(step, (theta, opt.init(theta)), jnp.arange(n_steps))
     return theta
 
 
@@ -141,11 +158,13 @@ class FeatureRelevance:
     With ``quality`` a Meta-Router's ψ̂ learns its own, by the same search on its debiased targets: they
     depend on ψ's features alone, the observed labels also on the bias's.
 
-    The criterion is :class:`RelevanceRidge`'s: the weighted exact leave-one-out error of a random-feature
-    ridge with an ARD kernel, descended by Adam from the isotropic kernel. It runs on the labels the router
-    method may use (a Meta-Router's: gold and preference on the gold scale, whose relevant features are
-    those of ψ and of the bias together), on ``batch_rows`` rows drawn afresh each step, so its cost does
-    not grow with the data.
+    The criterion is the weighted generalised cross-validation error of a random-feature ridge with an ARD
+    kernel, descended by Adam from the isotropic kernel: :class:`RelevanceRidge`'s leave-one-out error with
+    every row given the average leverage, as accurate here at two thirds of the work per step (its labels are
+    observed labels or ψ̂'s targets, not the heavy-tailed pseudo-outcomes per-row leverages guard against).
+    It runs on the labels the router method may use (a Meta-Router's: gold and preference on the gold scale,
+    whose relevant features are those of ψ and of the bias together), ``batch_rows`` rows per step, in turn
+    from one random order of the rows, so its cost does not grow with the data.
 
     Held out: the search sees a random half of the rows (by the fit's key), and its length-scales are kept
     only when, on ``batch_rows`` rows of the other half, their leave-one-out error beats the isotropic
@@ -212,13 +231,13 @@ class FeatureRelevance:
         omega, phase = base.frequencies, base.phase
         start = _start(X, y, weight, omega, phase, hyper)
         if not self.held_out:
-            theta = _search(X, y, weight, omega, phase, start, hyper["learning_rate"], self.n_steps, k_rows, self.batch_rows)
+            theta = _search(X, y, weight, omega, phase, start, hyper["learning_rate"], self.n_steps, k_rows, self.batch_rows, _gcv)
             return {"lengthscale": jnp.exp(theta["log_ell"]), "held_out_z": jnp.full((), jnp.nan, X.dtype)}
         check = jax.random.bernoulli(k_half, 0.5, weight.shape)
         w_search, w_check = jnp.where(check, 0.0, weight), jnp.where(check, weight, 0.0)
-        theta = _search(X, y, w_search, omega, phase, start, hyper["learning_rate"], self.n_steps, k_rows, self.batch_rows)
-        rows = _rows(k_check, w_check, min(self.batch_rows, X.shape[0]))
-        Xc, yc, wc = X[rows], y[rows], w_check[rows]
+        theta = _search(X, y, w_search, omega, phase, start, hyper["learning_rate"], self.n_steps, k_rows, self.batch_rows, _gcv)
+        rows, mask = window(*positive_first(k_check, w_check), 0, min(self.batch_rows, X.shape[0]))
+        Xc, yc, wc = X[rows], y[rows], w_check[rows] * mask
         z = _improvement_z(_loo_rows(start, Xc, yc, wc, omega, phase), _loo_rows(theta, Xc, yc, wc, omega, phase), wc)
         # Rejected: exactly the isotropic ℓ, so that ``scale`` is exactly 1 and the features stay as they were.
         isotropic = jnp.full((d,), hyper["bandwidth"] * jnp.sqrt(float(d)), X.dtype)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from mrjax._hyper import hyper_field
 from mrjax._typing import Array, Hyper, PRNGKey
-from mrjax.learners._base import check_xyw
+from mrjax.learners._base import check_xyw, positive_first, window
 
 
 class TreeParams(NamedTuple):
@@ -150,12 +150,6 @@ def _goes_right(bins: Array, feature: Array, threshold: Array, node: Array) -> A
     return (jnp.take_along_axis(bins, f[:, None], axis=1)[:, 0] > threshold[node]).astype(jnp.int32)
 
 
-def _positive_first(key: PRNGKey, weight: Array) -> tuple[Array, Array]:
-    """A random order of the rows with the positive-weight rows first, and how many there are."""
-    u = jax.random.uniform(key, weight.shape) + (weight <= 0)
-    return jnp.argsort(u), jnp.sum(weight > 0)
-
-
 def _window(b: _Binned, rows: Array, n_bins: int) -> _Binned:
     """The binned training rows ``rows`` only."""
     return _cells(b.bins[rows], n_bins, b.cell is not None)
@@ -237,14 +231,9 @@ class GradientBoostedTrees:
         n = X.shape[0]
         windowed = self.split_rows is not None and self.split_rows < n
         if windowed:
-            order, count = _positive_first(key, weight)
-            mask = (jnp.arange(self.split_rows) < count).astype(X.dtype)  # fewer positive rows than a window
-
-            def window(t):
-                c = jnp.maximum(count, 1)
-                return order[(t * self.split_rows % c + jnp.arange(self.split_rows)) % c]
-
-            first = window(0)
+            order, count = positive_first(key, weight)
+            first, mask = window(order, count, 0, self.split_rows)
+            mask = mask.astype(X.dtype)  # fewer positive rows than a window
             edges = quantile_edges(X[first], weight[first] * mask, self.n_bins)
         else:
             edges = quantile_edges(X, weight, self.n_bins)
@@ -264,7 +253,7 @@ class GradientBoostedTrees:
             else:
                 g, h = weight * (f - y), weight
             if windowed:
-                rows = window(t)
+                rows, _ = window(order, count, t, self.split_rows)
                 feature, threshold, _ = _grow(_window(b, rows, self.n_bins), g[rows] * mask, h[rows] * mask,
                                               self.depth, self.n_bins, l2, mcw)
                 node = _leaf_of(b.bins, feature, threshold)
