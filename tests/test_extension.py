@@ -54,8 +54,10 @@ def test_a_cate_learner_defined_outside_plugs_into_fit_bootstrap_and_study():
     draws = boot(jax.random.key(1), sim.data, sim.test_features, W, mine)
     ref_draws = boot(jax.random.key(1), sim.data, sim.test_features, W, shift)
     np.testing.assert_array_equal(draws, ref_draws)
+    # Without the feature relevance: with it a Meta-Router's ψ̂ learns its own length-scales from its targets and
+    # mean-shift keeps those of the observed labels, so the two agree only when both searches are rejected.
     cfg = StudyConfig(n_runs=2, n_test=40, n_gold=30, n_preference=200, n_features_rff=16, batch_size=2,
-                      methods=(("meta_constant", Meta(ConstantBias())), "mean_shift"))
+                      methods=(("meta_constant", Meta(ConstantBias())), "mean_shift"), relevance=False)
     result = run_study(jax.random.key(3), cfg, progress=False)
     assert result.methods == ("meta_constant", "mean_shift")
     np.testing.assert_array_equal(result.efficiency[:, 0], result.efficiency[:, 1])
