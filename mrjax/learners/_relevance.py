@@ -92,8 +92,8 @@ def _gcv(theta, X, y, w, omega, phase):
     """Weighted generalised cross-validation of the ridge on the basis at ``theta`` (:func:`_centred`):
     ``(Σ w r² / Σw) / (1 − df / n_eff)²`` with ``df = 1 + tr(A⁻¹ Gc)`` and Kish's ``n_eff = (Σw)² / Σw²``,
     as ``learners._linear``'s GCV. It is :func:`_loo` with every row given the average leverage, so it needs
-    no leverage per row: a third less work per step (the ``n × D²`` product for them is gone). ``df / n_eff``
-    is capped at 0.99, as :func:`_loo` caps each leverage."""
+    no leverage per row (the ``n × D²`` product for them is gone). ``df / n_eff`` is capped at 0.99, as
+    :func:`_loo` caps each leverage."""
     Zc, yc, Gc, A, sw = _centred(theta, X, y, w, omega, phase)
     cf = jax.scipy.linalg.cho_factor(A, lower=True)
     beta = jax.scipy.linalg.cho_solve(cf, jnp.matmul(Zc.T, w * yc, precision="highest"))
@@ -115,10 +115,11 @@ def _start(X, y, w, omega, phase, hyper):
 
 
 def _search(X, y, w, omega, phase, theta, learning_rate, n_steps, key=None, batch_rows=None, criterion=_loo):
-    """Adam on ``criterion`` (:func:`_loo` or :func:`_gcv`) over ``(log ℓ, log relative penalty)`` from ``theta`` (:func:`_start`). With
-    ``batch_rows`` below the number of rows, step ``t`` scores window ``t`` of ``batch_rows`` rows of one random
-    order of the positive-weight rows (``learners._base.window``: every such row once before any twice; weights
-    kept); otherwise every step scores all rows. Returns the final ``{"log_ell", "log_g"}``."""
+    """Adam on ``criterion`` (:func:`_loo` or :func:`_gcv`) over ``(log ℓ, log relative penalty)`` from
+    ``theta`` (:func:`_start`). With ``batch_rows`` below the number of rows, step ``t`` scores window ``t`` of
+    ``batch_rows`` rows of one random order of the positive-weight rows (``learners._base.window``: every such
+    row once before any twice; weights kept); otherwise every step scores all rows. Returns the final
+    ``{"log_ell", "log_g"}``."""
     n = X.shape[0]
     opt = optax.adam(learning_rate)
     grad = jax.grad(criterion)
@@ -160,7 +161,7 @@ class FeatureRelevance:
 
     The criterion is the weighted generalised cross-validation error of a random-feature ridge with an ARD
     kernel, descended by Adam from the isotropic kernel: :class:`RelevanceRidge`'s leave-one-out error with
-    every row given the average leverage, as accurate here at two thirds of the work per step (its labels are
+    every row given the average leverage, as accurate here with less work per step (its labels are
     observed labels or ψ̂'s targets, not the heavy-tailed pseudo-outcomes per-row leverages guard against).
     It runs on the labels the router method may use (a Meta-Router's: gold and preference on the gold scale,
     whose relevant features are those of ψ and of the bias together), ``batch_rows`` rows per step, in turn
