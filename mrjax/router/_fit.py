@@ -203,9 +203,9 @@ def finish_fit(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterH
 def quality_relevance(key: PRNGKey, data: Dataset, config: RouterConfig, hyper: RouterHyper, target: Array,
                       weight: Array) -> dict:
     """ψ̂'s own relevance (:func:`searches_quality`), learned from ψ̂'s ``target`` and ``weight`` (a method's
-    ``Targets``) on the standardised features; its
-    used hyper-parameters like :func:`prepare`'s. ``{}`` where ψ̂ uses the shared one. Its settings are
-    ``hyper.relevance``'s; a ``hyper.quality_relevance`` holding a ``lengthscale`` skips the search."""
+    ``Targets``) on the standardised features; its used hyper-parameters like :func:`prepare`'s. ``{}`` where
+    ψ̂ uses the shared one. Its settings are ``hyper.relevance``'s; a ``hyper.quality_relevance`` holding a
+    ``lengthscale`` skips the search."""
     if not searches_quality(config):
         return {}
     X = preprocess(data, config.standardize, config.scale).data.features
