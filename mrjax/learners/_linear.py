@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import NamedTuple, Union
 
 import jax
@@ -275,8 +276,11 @@ class Ridge:
         # Fold k trains on the other folds: their moments summed, never the total minus fold k's own.
         # A sum of positive semi-definite pieces stays so to rounding of its own scale; the difference
         # cancels when fold k carries much of the total, and lost positive-definiteness in float32.
-        others = 1.0 - jnp.eye(folds.n_folds, dtype=Z.dtype)
-        G, b, yy, w2 = (jnp.einsum("kj,j...->k...", others, a, precision="highest") for a in (Gk, bk, yyk, w2k))
+        # Summed by element-wise additions in fold order, not as a product with a 0/1 matrix: a matrix
+        # product's rounding depends on its free dimensions, which include a vmapped batch of runs.
+        K = folds.n_folds
+        G, b, yy, w2 = (jnp.stack([functools.reduce(jnp.add, [a[j] for j in range(K) if j != k]) for k in range(K)])
+                        for a in (Gk, bk, yyk, w2k))
         if self.penalty_grid is not None and self.crossfit_tuning == "shared":
             # One relative penalty g, selected on all rows, is applied to every fold's fit
             # as λ_k = g · tr(G_c,k)/p: one eigendecomposition instead of K.
