@@ -249,7 +249,7 @@ class Ridge:
         """Out-of-fold predictions from one pass over the data.
 
         Each fold's Gram matrix ``Z_kᵀ W_k Z_k`` is built once; the training Gram of
-        fold k is the total minus fold k's own, so K fits cost one pass plus K small solves.
+        fold k is the sum of the other folds' own, so K fits cost one pass plus K small solves.
         ``hyper["penalty"]`` may be () or (K,) (one penalty per fold's fit).
 
         Returns
