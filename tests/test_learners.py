@@ -262,7 +262,6 @@ def test_ridge_one_pass_crossfit_equals_generic_fold_fits():
     np.testing.assert_allclose(fast, slow, rtol=1e-3, atol=1e-3)
 
 
-
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="GPU libraries pick kernels by batch shape")
 def test_vmapped_crossfit_bits_do_not_depend_on_the_batch():
     # A study vmaps a batch of runs' cross-fits; a run's bits must not depend on its companions. The folds'

@@ -194,7 +194,6 @@ def test_the_feature_relevance_criterion_is_weighted_gcv():
     np.testing.assert_allclose(value, np.sum(w * r**2) / w.sum() / (1 - df / n_eff) ** 2, rtol=1e-9)
 
 
-
 @pytest.mark.slow
 def test_feature_relevance_ignores_zero_weight_rows_and_vmap_over_weights_equals_a_loop():
     """Rows of zero weight are never drawn into a batch while enough rows have weight, so their labels
