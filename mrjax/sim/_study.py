@@ -63,8 +63,9 @@ class StudyConfig:
         sources share one search per run. ``True`` (default) is ``learners.FeatureRelevance()``; a value
         sets its settings; ``False`` skips it.
     n_folds : cross-fitting folds of the Meta-Routers.
-    batch_size : runs per device per compiled batch (bounds memory); results do not
-        depend on the number of devices for a given batch size.
+    batch_size : runs per device per compiled batch (bounds memory; fewer when the study has fewer runs per
+        device). A run's bits are fixed by the key, the configuration and its batch; across batch sizes they
+        agree to float32 rounding, as XLA picks kernels by array size (docs/design.md).
     bootstrap : replicates of the within-run bootstrap (0: none). Each run then also
         refits ``bootstrap_method`` on ``bootstrap`` stratified multinomial replicates and
         returns a ``bootstrap_level`` percentile band for its estimated efficiency gain
@@ -394,7 +395,7 @@ def _pooled(key: PRNGKey, pool: tuple, config: StudyConfig) -> RunInputs:
 
 
 def run_keys(key: PRNGKey, n_runs: int) -> Array:
-    """Run r's key is ``fold_in(key, r)``: a run's result does not depend on batching."""
+    """Run r's key is ``fold_in(key, r)``: a run's key does not depend on the batching or the run count."""
     return jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n_runs))
 
 
