@@ -26,8 +26,8 @@ def test_runs_in_one_call_equal_separate_calls():
     """A run's bits do not depend on its batch at these sizes, with the feature relevance (the default) too:
     its Adam search would round differently by batch shape if vmapped (measured: 1.7e-5 after 3 steps), so
     the study runs each run's searches on their own. (A batch of one run, or sums that cross XLA:CPU's size
-    for YNNPACK between batches, round differently: docs/design.md.) A batch larger than the study pads with
-    extra runs that are dropped, not with short arrays."""
+    for YNNPACK between batches, round differently: docs/design.md.) A last batch that the runs do not fill
+    (4 runs in batches of 3) is padded with extra runs that are dropped, not with short arrays."""
     together = run_study(jax.random.key(0), StudyConfig(**TINY), progress=False)
     assert together.efficiency.shape == (4, 3, 61) and together.rmse.shape == (4, 3)
     np.testing.assert_array_equal(together.nonfinite, np.zeros((4, 3), int))  # every ψ̂ finite, and counted
