@@ -1,10 +1,12 @@
-"""What every benchmark JSON records about the run: versions, commit, device, date."""
+"""What every benchmark JSON records about the run: versions, commit, device, date, and the command."""
 from __future__ import annotations
 
 import datetime
 import os
 import platform
+import shlex
 import subprocess
+import sys
 
 
 def run_meta() -> dict:
@@ -25,7 +27,15 @@ def run_meta() -> dict:
         "commit": commit + ("+dirty" if dirty else ""), "device": str(jax.devices()[0]),
         "device_kind": jax.devices()[0].device_kind, "n_devices": jax.device_count(),
         "cpu_count": os.cpu_count(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command(sys.argv),
     }
+
+
+def command(argv: list[str]) -> str:
+    """The command line that reruns this benchmark from the repository root (a tagged file's section in the
+    docs says which options made it)."""
+    script = os.path.join("benchmarks", os.path.basename(argv[0])) if argv else "?"
+    return shlex.join(["python", script, *argv[1:]])
 
 
 def write_result(path: str, result: dict, indent: int = 2) -> None:

@@ -24,7 +24,8 @@ def _meta_line(meta: dict) -> str:
     dirty = " with uncommitted changes" if commit.endswith("+dirty") else ""
     return (f"mrjax {meta.get('mrjax')}, JAX {meta.get('jax')}, {meta.get('device_kind')} "
             f"({meta.get('n_devices')} device(s), {meta.get('cpu_count')} host cores), commit "
-            f"`{commit[:12]}`{dirty}, {meta.get('date')}")
+            f"`{commit[:12]}`{dirty}, {meta.get('date')}"
+            + (f"; run as `{meta['command']}`" if meta.get("command") else ""))
 
 
 def render_tradeoff(result: dict) -> list[str]:
