@@ -248,6 +248,35 @@ def render_sizes(result: dict) -> list[str]:
     return lines
 
 
+def render_multi(result: dict) -> list[str]:
+    lines = [
+        f"`bench_multi.py`: routing among the nine models of the nine-model set (real correctness and prices), "
+        f"{result['runs']} runs, each a random split into {result['n_test']} test questions, {result['n_gold']} gold "
+        f"and {result['n_preference']:,} preference rows scored by a simulated judge that favours larger models (a new "
+        f"judge seed per run). Every method's gains over {result['reference']} route the test questions by the same rule "
+        "and budget calibration (on the unlabelled test questions); quality: the test questions' true correctness under "
+        "the chosen models, averaged over ten budgets from the cheapest model's mean cost to the dearest's "
+        f"(mean budgets in USD per 1,000 questions: {', '.join(f'{b:.3f}' for b in result['budgets_mean'])}). "
+        "`rf:golden`: the authors' random forest on each model's gold gains; `best single model`: the best one model "
+        "within each budget, chosen on the test labels; `oracle`: the best model per question in hindsight. "
+        "Paired differences ± se over runs.",
+        "",
+        "| method | mean quality over budgets |",
+        "|---|---|",
+    ]
+    for name, v in result["rows"].items():
+        lines.append(f"| {name} | {v['mean_quality']:.4f} ± {v['se']:.4f} |")
+    lines += ["", "| paired difference | mean ± se |", "|---|---|"]
+    for name, v in result["paired"].items():
+        lines.append(f"| {name} | {v['mean']:+.4f} ± {v['se']:.4f} |")
+    sec = result["seconds_per_run"]
+    lines += ["", "Seconds per run (steady, median; eight models' gains fitted as one vmapped program): "
+              + ", ".join(f"{m} {v:.1f}" for m, v in sec.items())
+              + (f"; the random forest's eight fits {result['rf_seconds_per_run']:.1f}." if result.get("rf_seconds_per_run")
+                 else ".")]
+    return lines
+
+
 RENDERERS = {
     "bench_tradeoff": ("Trade-off curves over cost weights", render_tradeoff),
     "bench_versions": ("Before and after a change, side by side", render_versions),
@@ -257,6 +286,7 @@ RENDERERS = {
     "bench_peers": ("Studies against the authors' random-forest pipeline", render_peers),
     "bench_relevance": ("The feature relevance on and off, every simulator and RouteLLM", render_relevance),
     "bench_sizes": ("Across sizes: 100, 1k and 10k gold rows", render_sizes),
+    "bench_multi": ("Routing among nine models on real correctness and prices", render_multi),
 }
 
 

@@ -8,6 +8,7 @@ from mrjax.router import (
     predict_quality, route,
 )
 from mrjax.api import MetaRouter  # noqa: E402  (the facade sits on top of every layer above)
+from mrjax.multi import MultiRouter  # noqa: E402  (one MetaRouter per model, on top of the facade)
 
 __version__ = "0.1.0"
 
@@ -18,5 +19,5 @@ __all__ = [
     "MLP", "Logistic", "RandomFeatureRidge", "RandomFourier", "Ridge",
     "AllGolden", "CrossValidatedWeight", "Golden", "Meta", "MeanShift", "Pooled", "Preference",
     "RouterConfig", "default_hyper", "fit_router", "predict_quality", "route",
-    "MetaRouter",
+    "MetaRouter", "MultiRouter",
 ]

@@ -332,10 +332,14 @@ class MetaRouter:
             _check_finite("all_gold_label", gl_np)
             gl = jnp.asarray(gl_np, jnp.float32)
         fit, info = _fit_jit(jax.random.key(self.seed), data, self._static, self.hyper, gl)
+        return self._finish(fit, info, data, names, gl is not None)
+
+    def _finish(self, fit, info, data: Dataset, names, all_gold: bool, stacklevel: int = 3) -> "MetaRouter":
+        """Keep a fit's results: name the first stage that went non-finite, else keep the fit and warn."""
         self._reset()
         self.info_, self.data_ = info, data  # diagnostics stay readable if the fit fails
         self.feature_names_in_, self.n_features_in_ = names, int(data.features.shape[1])
-        self._all_gold = gl is not None
+        self._all_gold = all_gold
         stage = _first_nonfinite(info)
         if stage is not None:
             name, count, what = stage
@@ -345,7 +349,7 @@ class MetaRouter:
                 "diagnostics (info_.cate.propensity: range, histogram by source, effective sizes)")
         self.fit_ = fit
         for message in _warnings(info, self.hyper):
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            warnings.warn(message, RuntimeWarning, stacklevel=stacklevel)
         return self
 
     def _kept_replicates(self, n_replicates, bootstrap, seed, retune) -> ReplicateFits:

@@ -1,9 +1,9 @@
 """Dependencies point one way: _typing/_checks → data → learners → nuisance → cate → router → inference → bayes →
-sim → _output/_persist → api → cli."""
+sim → _output/_persist → api → multi → cli."""
 import ast
 import pathlib
 
-LAYERS = ["_typing", "_checks", "_hyper", "data", "learners", "nuisance", "cate", "router", "inference", "bayes", "sim", "_output", "_persist", "api", "cli", "__main__"]
+LAYERS = ["_typing", "_checks", "_hyper", "data", "learners", "nuisance", "cate", "router", "inference", "bayes", "sim", "_output", "_persist", "api", "multi", "cli", "__main__"]
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "mrjax"
 
 
@@ -29,7 +29,7 @@ def test_imports_point_downward_only():
 def test_third_party_rooms():
     """flax and optax enter only in the MLP module; numpyro only in the Bayesian module; pandas
     only in the data-I/O layer, the facade's outputs and the command line; tqdm only where progress is shown."""
-    rooms = {"flax": {"learners"}, "optax": {"learners"}, "numpyro": {"bayes"}, "pandas": {"data", "sim", "api", "cli"},
+    rooms = {"flax": {"learners"}, "optax": {"learners"}, "numpyro": {"bayes"}, "pandas": {"data", "sim", "api", "multi", "cli"},
              "tqdm": {"sim", "api", "cli"}}
     for path in ROOT.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

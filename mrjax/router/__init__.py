@@ -1,11 +1,14 @@
 """The Meta-Router, its baselines and λ by cross-validation as values; the routing rule and the
-trade-off engine; the paper's evaluation."""
+trade-off engine (two models, and K models); the paper's evaluation."""
 from mrjax.router._baselines import AllGolden, Golden, MeanShift, Pooled, Preference
 from mrjax.router._cv import CV_CRITERIA, CV_GRID, CrossValidatedWeight
 from mrjax.router._fit import (
     RouterConfig, RouterFit, RouterInfo, default_hyper, fit_router, fixed_tuning, predict_quality, predict_router_bias,
 )
 from mrjax.router._meta import Meta
+from mrjax.router._multi import (
+    MultiBreakpoints, MultiCalibration, MultiCurve, calibrate_multi_budget, multi_breakpoints, multi_curve, route_multi,
+)
 from mrjax.router._metrics import (
     CPT_LEVELS, FULL_GRID, USAGE_GRID, GainSummary, RoutingEvaluation, RunCurves, efficiency_curve, evaluate_routing,
     area_resamples, random_curve, routing_area, run_areas, run_curves, summarize_gain,
@@ -25,4 +28,6 @@ __all__ = [
     "area_resamples", "calibrate_budget", "calibrate_share", "default_hyper", "efficiency_curve", "fit_router", "fixed_tuning",
     "kth_largest", "predict_quality", "predict_router_bias", "preset", "random_curve", "route", "routed_count",
     "routed_sum", "routing_area", "run_areas", "run_curves", "summarize_gain", "tradeoff_curve",
+    "MultiBreakpoints", "MultiCalibration", "MultiCurve", "calibrate_multi_budget", "multi_breakpoints", "multi_curve",
+    "route_multi",
 ]

@@ -1,0 +1,136 @@
+"""Routing among nine models on real correctness with real prices (the nine-model set), paired across methods.
+
+Each run draws a random test set (500 questions) and gold set from the 6,108 questions, the rest being
+preference rows scored by a simulated judge that favours larger models (``data.load_llmrouter``, a new judge
+seed per run); features are the top 50 principal components of the embeddings, fitted on the run's training
+rows; a question's cost for a model is its price times the question's estimated tokens. Every method's
+ψ̂_k (gain of model k over the cheapest, gemma-2-9b-it) routes the test questions by the same rule and
+calibration (``MultiRouter.calibrate``: the weight that buys the most estimated quality within each budget,
+found on the unlabelled test questions); scored by the test questions' true correctness. Budgets: ten mean
+costs per question, evenly spaced from the cheapest model's cost to the dearest's. Peers: the authors'
+random forest on gold gains (Golden-only, per model, routed by the same rule), and the best single model
+within each budget, chosen on the test labels (generous to it).
+
+    python benchmarks/bench_multi.py --runs 20 --n-gold 500
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _meta import run_meta, write_result  # noqa: E402
+from _rf import _rf  # noqa: E402
+
+METHODS = ("meta", "meta_dr", "golden", "preference", "pooled")
+REFERENCE = "gemma-2-9b-it"
+
+
+def _features(embedding, train, k=50):
+    mu = embedding[train].mean(0)
+    cov = np.cov((embedding[train] - mu).T)
+    _, vecs = np.linalg.eigh(cov)
+    return ((embedding - mu) @ vecs[:, ::-1][:, :k]).astype(np.float32)
+
+
+def _routed_quality(score, cost, correct, budgets):
+    """Mean true correctness of the models chosen at each budget's calibrated weight, and the mean cost spent."""
+    import jax.numpy as jnp
+
+    from mrjax.router import calibrate_multi_budget, multi_breakpoints, route_multi
+
+    bp = multi_breakpoints(jnp.asarray(score, jnp.float32), jnp.asarray(cost, jnp.float32))
+    cal = calibrate_multi_budget(bp, jnp.asarray(budgets, jnp.float32))
+    chosen = np.asarray(route_multi(bp, cal.cost_weight))  # (T, n)
+    quality = np.take_along_axis(np.broadcast_to(correct, chosen.shape + correct.shape[1:]), chosen[..., None], 2)[..., 0]
+    return quality.mean(1), np.asarray(cal.cost)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    shared = os.environ.get("MRJAX_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+    p.add_argument("--data-dir", default=os.path.join(shared, "llmrouter-9models"))
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--n-gold", type=int, default=500)
+    p.add_argument("--n-test", type=int, default=500)
+    p.add_argument("--no-rf", action="store_true", help="leave out the random-forest peer")
+    p.add_argument("--out", default="benchmarks/results/bench_multi.json")
+    args = p.parse_args(argv)
+
+    from mrjax import MultiRouter
+    from mrjax.data import load_llmrouter
+
+    base = load_llmrouter(args.data_dir, seed=0)
+    K, N = len(base.models), base.embedding.shape[0]
+    ref = base.models.index(REFERENCE)
+    others = [k for k in range(K) if k != ref]
+    cost_all = base.tokens[:, None] * base.price[None, :] / 1e3  # USD per 1,000 questions
+    names = list(METHODS) + ([] if args.no_rf else ["rf:golden"]) + ["best single model", "oracle"]
+    quality = {m: [] for m in names}
+    seconds = {m: [] for m in METHODS}
+    rf_seconds = []
+    budgets_all = []
+    for r in range(args.runs):
+        rng = np.random.default_rng(r)
+        pool = load_llmrouter(args.data_dir, seed=1000 + r)
+        perm = rng.permutation(N)
+        test, gold, pref = perm[:args.n_test], perm[args.n_test:args.n_test + args.n_gold], perm[args.n_test + args.n_gold:]
+        train = np.zeros(N, bool)
+        train[perm[args.n_test:]] = True
+        X = _features(pool.embedding, train)
+        cost, correct = cost_all[test], pool.correct[test]
+        mean_cost = cost.mean(0)
+        budgets = np.linspace(mean_cost.min(), mean_cost.max(), 10)
+        budgets_all.append(budgets)
+        for m in METHODS:
+            t0 = time.perf_counter()
+            router = MultiRouter(reference=ref, method=m, seed=r, progress=False)
+            router.fit(X[gold], pool.correct[gold], X[pref], pool.preference[pref])
+            score = router.quality_gain(X[test])
+            seconds[m].append(time.perf_counter() - t0)
+            quality[m].append(_routed_quality(score, cost, correct, budgets)[0])
+        if not args.no_rf:
+            t0 = time.perf_counter()
+            score = np.zeros((len(test), K), np.float32)
+            for k in others:
+                gain = pool.correct[gold, k] - pool.correct[gold, ref]
+                score[:, k] = _rf().fit(X[gold], gain).predict(X[test])
+            rf_seconds.append(time.perf_counter() - t0)
+            quality["rf:golden"].append(_routed_quality(score, cost, correct, budgets)[0])
+        fixed = np.where(mean_cost[None, :] <= budgets[:, None] + 1e-12, correct.mean(0)[None, :], -np.inf).max(1)
+        quality["best single model"].append(fixed)
+        quality["oracle"].append(np.full(len(budgets), correct.max(1).mean()))
+        print(f"run {r + 1}/{args.runs}: " + ", ".join(f"{m} {np.mean(quality[m][-1]):.3f}" for m in names), flush=True)
+
+    Q = {m: np.stack(v) for m, v in quality.items()}  # (R, T)
+    rows = {m: {"mean_quality": float(Q[m].mean()), "se": float(Q[m].mean(1).std(ddof=1) / np.sqrt(args.runs)),
+                "by_budget": Q[m].mean(0).tolist()} for m in names}
+    pairs = [("meta", m) for m in names if m != "meta"] + [("meta_dr", "golden"), ("meta_dr", "rf:golden")]
+    paired = {}
+    for a, b in pairs:
+        if a in Q and b in Q:
+            d = Q[a].mean(1) - Q[b].mean(1)
+            paired[f"{a} - {b}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(args.runs))}
+    result = {
+        "benchmark": "bench_multi", "meta": run_meta(), "runs": args.runs, "n_gold": args.n_gold, "n_test": args.n_test,
+        "n_preference": N - args.n_test - args.n_gold, "models": list(base.models), "reference": REFERENCE,
+        "budgets_mean": np.mean(budgets_all, 0).tolist(), "rows": rows, "paired": paired,
+        "seconds_per_run": {m: float(np.median(v[1:] if len(v) > 1 else v)) for m, v in seconds.items()},
+        "seconds_first_run": {m: float(v[0]) for m, v in seconds.items()},
+        "rf_seconds_per_run": float(np.median(rf_seconds)) if rf_seconds else None,
+    }
+    write_result(args.out, result)
+    print(f"{'method':<20} mean quality over budgets")
+    for m in names:
+        print(f"{m:<20} {rows[m]['mean_quality']:.4f} ± {rows[m]['se']:.4f}")
+    for k, v in paired.items():
+        print(f"{k:<28} {v['mean']:+.4f} ± {v['se']:.4f}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

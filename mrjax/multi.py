@@ -1,0 +1,202 @@
+"""Routing among ``K`` models: one Meta-Router per model for its gain over a reference model.
+
+Model ``k``'s quality gain over the reference ``r`` is ``ψ_k(x) = E[gold_k − gold_r | x]``; its
+preference labels are the judge's ``pref_k − pref_r``, biased by ``Δ_k(x)``. Each ``ψ_k`` is a
+two-model Meta-Router problem on the same rows, so the ``K − 1`` fits differ only in their labels
+and run as one vmapped, compiled program. Queries then go to ``argmax_k ψ̂_k(x) − w·c_k(x)``
+(``ψ̂_r = 0``), with the exact curves and budget calibration of ``router.multi_breakpoints``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mrjax._typing import ArrayLike
+from mrjax.api import MetaRouter, _frame_names
+from mrjax.data._dataset import Dataset, _as_float, _check_finite, from_sources
+from mrjax.router._fit import fit_router, predict_quality
+from mrjax.router._multi import (
+    MultiCalibration, MultiCurve, calibrate_multi_budget, multi_breakpoints, multi_curve, route_multi,
+)
+
+
+def _fit_each(key, data: Dataset, labels, config, hyper):
+    """``fit_router`` once per row of ``labels (M, n)``: the same rows, weights, key and settings."""
+    return jax.vmap(lambda y: fit_router(key, data._replace(label=y), config, hyper, None))(labels)
+
+
+_fit_each_jit = jax.jit(_fit_each, static_argnames=("config",))
+_quality_each_jit = jax.jit(jax.vmap(predict_quality, in_axes=(None, 0, None)), static_argnames=("config",))
+_breakpoints_jit = jax.jit(multi_breakpoints)
+_route_jit = jax.jit(route_multi)
+_curve_jit = jax.jit(multi_curve)
+_calibrate_jit = jax.jit(calibrate_multi_budget)
+
+
+def _scores(name: str, scores, n: int):
+    """``(values (n, K) float64, column names or None)``, finite, one row per feature row."""
+    names = [str(c) for c in scores.columns] if hasattr(scores, "columns") else None
+    values = _as_float(name, scores, 2)
+    if values.shape[0] != n:
+        raise ValueError(f"{name}: {values.shape[0]} rows for {n} feature rows")
+    _check_finite(name, values)
+    return values, names
+
+
+class MultiRouter:
+    """Fit each model's quality gain over a reference model from gold and preference scores, then route.
+
+    Parameters
+    ----------
+    reference : the reference model, an index or (for DataFrame scores) a column name; its gain is 0.
+        The cheapest model is the natural choice: every gain is then what a costlier model adds.
+    **params : the settings of each model's ``MetaRouter`` (``method``, ``cate``, ``learner``, …),
+        checked at once.
+
+    Attributes (after ``fit``)
+    --------------------------
+    models_ : the K model names (score columns) or indices; routers_ : dict model name → fitted
+    ``MetaRouter`` of that model's gain (``summary()``, ``effect``, intervals), the reference left out.
+    """
+
+    def __init__(self, reference: int | str = 0, **params):
+        self.reference = reference
+        self.params = params
+        self._prototype = MetaRouter(**params)  # checks the settings now
+        self.models_, self.routers_, self._fits, self._index = None, None, None, None
+
+    def __repr__(self) -> str:
+        inner = repr(self._prototype)[len("MetaRouter("):-1]
+        return f"MultiRouter(reference={self.reference!r}{', ' if inner else ''}{inner})"
+
+    def fit(self, gold_features: ArrayLike, gold_scores: ArrayLike, preference_features: ArrayLike,
+            preference_scores: ArrayLike, *, gold_sample_weight: ArrayLike | None = None,
+            preference_sample_weight: ArrayLike | None = None) -> "MultiRouter":
+        """Fit on gold ``(X_G, (n_G, K) scores)`` and preference ``(X_P, (n_P, K) judge scores)``.
+
+        Column ``k`` of each score table is model ``k``'s score on that row; only differences to the
+        reference's column are used (a pairwise judge's "k beats the reference" is column ``k`` with
+        zeros in the reference's). DataFrame score tables name the models; their columns must agree.
+        """
+        names, gold_features, preference_features = _frame_names(gold_features, preference_features)
+        n_g, n_p = len(gold_features), len(preference_features)
+        gs, g_names = _scores("gold_scores", gold_scores, n_g)
+        ps, p_names = _scores("preference_scores", preference_scores, n_p)
+        if gs.shape[1] != ps.shape[1]:
+            raise ValueError(f"gold_scores has {gs.shape[1]} models, preference_scores {ps.shape[1]}")
+        K = gs.shape[1]
+        if K < 2:
+            raise ValueError(f"gold_scores: need at least 2 models (columns), got {K}")
+        if g_names is not None and p_names is not None and g_names != p_names:
+            raise ValueError(f"preference_scores' columns {p_names} differ from gold_scores' {g_names}")
+        models = g_names or p_names or list(range(K))
+        if isinstance(self.reference, str):
+            if self.reference not in models:
+                raise ValueError(f"reference {self.reference!r} is not a model; the models are {models}")
+            ref = models.index(self.reference)
+        else:
+            ref = int(self.reference)
+            if not 0 <= ref < K or ref != self.reference:
+                raise ValueError(f"reference must be a model index in [0, {K}) or a score column name, got "
+                                 f"{self.reference!r}")
+        others = [k for k in range(K) if k != ref]
+        gains = np.concatenate([gs[:, others] - gs[:, [ref]], ps[:, others] - ps[:, [ref]]]).T  # (K − 1, n)
+        data = from_sources(gold_features, gains[0, :n_g], preference_features, gains[0, n_g:], gold_sample_weight,
+                            preference_sample_weight)
+        proto = self._prototype
+        fits, infos = _fit_each_jit(jax.random.key(proto.seed), data, jnp.asarray(gains, jnp.float32), proto._static,
+                                    proto.hyper)
+        routers = {}
+        for j, k in enumerate(others):
+            router = MetaRouter(**self.params)
+            pick = lambda tree: jax.tree_util.tree_map(lambda a: a[j], tree)
+            try:
+                router._finish(pick(fits), pick(infos), data._replace(label=jnp.asarray(gains[j], jnp.float32)), names,
+                               False, stacklevel=4)
+            except FloatingPointError as err:
+                raise FloatingPointError(f"model {models[k]!r}: {err}") from None
+            routers[models[k]] = router
+        self.models_, self.routers_, self._fits, self._index = models, routers, fits, (ref, others)
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.routers_ is None:
+            raise RuntimeError("call fit() first")
+
+    def quality_gain(self, X: ArrayLike) -> np.ndarray:
+        """``(n, K)``: each model's estimated gain over the reference (its column 0)."""
+        self._check_fitted()
+        first = next(iter(self.routers_.values()))
+        x = first._features(X)
+        psi = np.asarray(_quality_each_jit(first.config, self._fits, x))  # (K − 1, n)
+        ref, others = self._index
+        out = np.zeros((x.shape[0], len(self.models_)), np.float32)
+        out[:, others] = psi.T
+        if hasattr(X, "columns"):
+            import pandas as pd
+
+            return pd.DataFrame(out, index=X.index, columns=self.models_)
+        return out
+
+    predict = quality_gain
+
+    def _breakpoints(self, X, cost):
+        score = np.asarray(self.quality_gain(X))
+        n, K = score.shape
+        c = np.asarray(cost, dtype=np.float64)
+        if c.shape not in ((K,), (n, K)):
+            raise ValueError(f"cost: expected shape ({K},) (per model) or ({n}, {K}) (per query and model), got "
+                             f"{c.shape}")
+        if not np.isfinite(c).all():
+            raise ValueError(f"cost: non-finite value {c[~np.isfinite(c)][0]!r}")
+        return _breakpoints_jit(jnp.asarray(score), jnp.asarray(c, jnp.float32))
+
+    @staticmethod
+    def _weights(cost_weight) -> np.ndarray:
+        w = np.asarray(cost_weight, dtype=np.float64)
+        if w.ndim > 1 or not np.isfinite(w).all():
+            raise ValueError(f"cost_weight must be a finite number or a 1-D array of them, got {cost_weight!r}")
+        return w
+
+    def route(self, X: ArrayLike, cost_weight, cost) -> np.ndarray:
+        """The model for each query, ``argmax_k ψ̂_k − w·c_k`` (ties to the cheaper model): indices into
+        ``models_``, ``(n,)`` for one weight or ``(W, n)`` for ``(W,)``.
+
+        ``cost``: ``(K,)`` per model or ``(n, K)`` per query and model.
+        """
+        w = self._weights(cost_weight)
+        return np.asarray(_route_jit(self._breakpoints(X, cost), jnp.asarray(w, jnp.float32)))
+
+    def curve(self, X: ArrayLike, cost_weights, cost, values: ArrayLike | None = None) -> MultiCurve:
+        """Usage per model, mean cost, and (with ``values (n, K)`` such as true scores) mean quality and
+        policy value at every weight, exactly (``router.multi_curve``), as NumPy arrays."""
+        w = np.atleast_1d(self._weights(cost_weights))
+        bp = self._breakpoints(X, cost)
+        v = None
+        if values is not None:
+            v, _ = _scores("values", values, bp.path.shape[0])
+            if v.shape[1] != bp.path.shape[1]:
+                raise ValueError(f"values: expected {bp.path.shape[1]} model columns, got {v.shape[1]}")
+            v = jnp.asarray(v, jnp.float32)
+        return MultiCurve(*(np.asarray(a) for a in _curve_jit(bp, jnp.asarray(w, jnp.float32), v)))
+
+    def calibrate(self, X: ArrayLike, budget, cost) -> MultiCalibration:
+        """The weight that buys the most estimated quality within a mean cost per query of ``budget`` on the
+        queries ``X`` (one budget or ``(T,)``; never below 0): ``cost_weight``, and the ``usage`` per model
+        and mean ``cost`` it achieves there."""
+        target = np.atleast_1d(np.asarray(budget, dtype=np.float64))
+        if target.ndim > 1 or not np.isfinite(target).all():
+            raise ValueError(f"budget must be a finite number or a 1-D array of them, got {budget!r}")
+        bp = self._breakpoints(X, cost)
+        cal = MultiCalibration(*(np.asarray(a) for a in _calibrate_jit(bp, jnp.asarray(target, jnp.float32))))
+        least = float(np.asarray(_curve_jit(bp, jnp.asarray([np.inf], jnp.float32), None).cost)[0])
+        if (target < least).any():
+            raise ValueError(f"budget {target[target < least].min()!r} is below the cost of the cheapest choice "
+                             f"per query ({least!r} per query)")
+        return cal
+
+
+__all__: Sequence[str] = ("MultiRouter",)

@@ -1,0 +1,226 @@
+"""Routing among K models: the switch engine against brute force, the two-model rule as its K = 2 case,
+budget calibration, and the vmapped per-model Meta-Routers against separate fits."""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA
+from mrjax import MetaRouter
+from mrjax.multi import MultiRouter
+from mrjax.router import (
+    breakpoints, calibrate_multi_budget, multi_breakpoints, multi_curve, route, route_multi, tradeoff_curve,
+)
+
+EPS32 = float(np.finfo(np.float32).eps)
+NINE = os.path.join(SHARED_DATA, "llmrouter-9models")
+
+
+def _brute(score, cost, weights):
+    """``argmax_k s_k − w·c_k`` in float64 by a loop, ties to the cheaper model, then the lower index; NaN
+    scores never chosen; a query without any score gets its cheapest model."""
+    n, K = score.shape
+    out = np.empty((len(weights), n), np.int64)
+    for a, w in enumerate(np.asarray(weights, np.float64)):
+        for q in range(n):
+            keys = [((score[q, k] - w * cost[q, k]), -cost[q, k], -k) for k in range(K) if not np.isnan(score[q, k])]
+            out[a, q] = -max(keys)[2] if keys else int(np.argmin(cost[q]))
+    return out
+
+
+def _awkward(seed, n=60):
+    """Scores on a half-integer grid and costs in {0, 1, 2} (many exact ties, equal costs), NaN scores,
+    per-model or per-query costs. Cost gaps of 1 or 2 make every switch point exact in binary, so the
+    float64 reference decides the ties at the switch points as the rule does, not by rounding."""
+    rng = np.random.default_rng(seed)
+    K = int(rng.integers(2, 7))
+    score = (rng.integers(-3, 4, size=(n, K)) / 2).astype(np.float32)
+    if seed % 3 == 0:
+        score[rng.random((n, K)) < 0.2] = np.nan
+        score[0] = np.nan  # a query with no score at all
+    cost = rng.choice([0.0, 1.0, 2.0], size=(n, K) if seed % 2 else K)
+    cost = np.broadcast_to(cost, (n, K))
+    return score, cost.astype(np.float32), rng
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_choices_and_curves_equal_brute_force_also_on_the_switch_points(seed):
+    score, cost, rng = _awkward(seed)
+    n, K = score.shape
+    bp = multi_breakpoints(score, cost)
+    switches = np.asarray(bp.sorted_switch)
+    # Every switch point exactly (where ties are decided), weights between them, and far outside.
+    w = np.concatenate([switches[np.isfinite(switches)], rng.normal(0, 3, 30), [-1e3, 0.0, 1e3]]).astype(np.float32)
+    want = _brute(score.astype(np.float64), cost.astype(np.float64), w)
+    np.testing.assert_array_equal(np.asarray(route_multi(bp, w)), want)
+    values = rng.normal(size=(3, n, K)).astype(np.float32)
+    curve = multi_curve(bp, w, values)
+    picked = lambda m: np.take_along_axis(np.broadcast_to(m, (len(w), n, K)), want[..., None], 2)[..., 0]
+    # Usage is a count: exact.
+    np.testing.assert_array_equal(np.asarray(curve.usage) * n, np.stack([(want == k).sum(1) for k in range(K)], 1))
+    # Sums of n float32 changes: within Higham's n·ε·Σ|·| of the float64 reference.
+    tol_c = n * EPS32 * 2 * np.abs(cost).sum() / n + 1e-6
+    np.testing.assert_allclose(curve.cost, picked(cost.astype(np.float64)).mean(1), rtol=0, atol=tol_c)
+    for s in range(3):
+        q = picked(values[s].astype(np.float64)).mean(1)
+        tol = n * EPS32 * 2 * np.abs(values[s]).sum() / n + 1e-6
+        np.testing.assert_allclose(curve.quality[s], q, rtol=0, atol=tol)
+        c64 = picked(cost.astype(np.float64)).mean(1)
+        bound = tol + np.abs(w) * tol_c + 2 * EPS32 * np.abs(w * c64)  # plus the float32 product and difference
+        assert np.all(np.abs(np.asarray(curve.value[s], np.float64) - (q - w * c64)) <= bound)
+
+
+def test_two_models_are_the_two_model_rule_and_curves():
+    rng = np.random.default_rng(7)
+    n = 400
+    psi = np.round(rng.normal(size=n), 1).astype(np.float32)
+    cp = rng.choice([0.5, 1.0, 2.0], size=n).astype(np.float32)
+    ca = rng.choice([0.0, 0.25], size=n).astype(np.float32)
+    gains = rng.normal(size=n).astype(np.float32)
+    bp2 = breakpoints(jnp.asarray(psi), jnp.asarray(cp), jnp.asarray(ca))
+    w = np.concatenate([np.asarray(bp2.falling)[np.isfinite(np.asarray(bp2.falling))], np.linspace(-3, 3, 50)])
+    w = w.astype(np.float32)
+    bpk = multi_breakpoints(np.stack([np.zeros(n, np.float32), psi], 1), np.stack([ca, cp], 1))
+    np.testing.assert_array_equal(np.asarray(route_multi(bpk, w)) == 1, np.asarray(route(psi, w, cp, ca)))
+    two = tradeoff_curve(bp2, w, gains)
+    many = multi_curve(bpk, w, np.stack([np.zeros(n, np.float32), gains], 1))
+    np.testing.assert_array_equal(np.asarray(many.usage[:, 1]), np.asarray(two.usage))
+    np.testing.assert_allclose(many.cost, two.cost, rtol=0, atol=n * EPS32 * 2)
+    np.testing.assert_allclose(many.quality, two.quality, rtol=0, atol=n * EPS32 * np.abs(gains).mean())
+
+
+def test_jit_equals_eager_and_a_nan_weight_chooses_nothing():
+    score, cost, _ = _awkward(4)
+    w = jnp.asarray([-1.0, 0.0, 0.5, jnp.nan])
+    eager = multi_curve(multi_breakpoints(score, cost), w, score)
+    jitted = jax.jit(lambda s, c, w: multi_curve(multi_breakpoints(s, c), w, s))(score, cost, w)
+    for a, b in zip(eager, jitted):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    chosen = np.asarray(route_multi(multi_breakpoints(score, cost), w))
+    assert (chosen[3] == -1).all() and (chosen[:3] >= 0).all()
+    assert np.isnan(np.asarray(eager.cost[3])) and np.isnan(np.asarray(eager.usage[3])).all()
+
+
+def test_budget_calibration_spends_at_most_the_budget_and_no_smaller_weight_does():
+    rng = np.random.default_rng(3)
+    n, K = 300, 5
+    score = rng.normal(size=(n, K)).astype(np.float32)
+    cost = np.tile(np.asarray([0.1, 0.2, 0.5, 0.9, 0.9], np.float32), (n, 1)) * rng.uniform(0.5, 2, size=(n, 1))
+    cost = cost.astype(np.float32)
+    bp = multi_breakpoints(score, cost)
+    least = float(multi_curve(bp, jnp.inf).cost[0])
+    budgets = np.asarray([least, 0.2, 0.3, 0.45, 0.6, 5.0], np.float32)
+    cal = calibrate_multi_budget(bp, budgets)
+    w = np.asarray(cal.cost_weight)
+    assert (w >= 0).all() and (np.diff(w) <= 0).all()
+    assert (np.asarray(cal.cost) <= budgets + 1e-6).all()
+    # What each weight achieves is its own curve's; any smaller weight (still ≥ 0) spends more than the budget.
+    again = multi_curve(bp, w, score)
+    np.testing.assert_array_equal(np.asarray(again.cost), np.asarray(cal.cost))
+    switches = np.asarray(bp.sorted_switch)
+    for b, wb in zip(budgets, w):
+        smaller = switches[(switches < wb) & (switches >= 0)]
+        if smaller.size:
+            assert float(multi_curve(bp, smaller.max()).cost[0]) > b
+    # A large budget stops at w = 0: the most estimated quality of any weight.
+    fine = multi_curve(bp, np.linspace(0, 20, 4001, dtype=np.float32), score)
+    assert float(again.quality[-1]) >= float(np.max(fine.quality)) - 1e-6
+
+
+def test_engine_rejects_shapes_it_cannot_use():
+    score = np.zeros((5, 3), np.float32)
+    with pytest.raises(ValueError, match=r"cost: expected shape \(3,\).*\(5, 3\)"):
+        multi_breakpoints(score, np.zeros(4))
+    with pytest.raises(ValueError, match=r"K >= 2"):
+        multi_breakpoints(np.zeros((5, 1)), np.zeros(1))
+    with pytest.raises(ValueError, match=r"values: expected shape \(5, 3\)"):
+        multi_curve(multi_breakpoints(score, np.arange(3.0)), 0.0, np.zeros((5, 4)))
+
+
+def _toy(seed=0, n_gold=120, n_pref=600, d=5, K=3):
+    """Three models whose gains over model 0 depend on x0 and x1; a judge that adds +0.6 to model 2."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_gold + n_pref, d)).astype(np.float32)
+    mean = np.stack([np.zeros(len(X)), 0.8 * np.tanh(X[:, 0]), 0.6 * X[:, 1]], 1)
+    gold = (mean + rng.normal(0, 0.5, size=mean.shape)).astype(np.float32)
+    pref = (mean + np.asarray([0, 0, 0.6]) + rng.normal(0, 0.5, size=mean.shape)).astype(np.float32)
+    return X[:n_gold], gold[:n_gold], X[n_gold:], pref[n_gold:]
+
+
+@pytest.mark.slow
+def test_multi_router_is_one_meta_router_per_model_gain():
+    Xg, gold, Xp, pref = _toy()
+    multi = MultiRouter(reference=0, learner="ridge", relevance=False, seed=3).fit(Xg, gold, Xp, pref)
+    psi = multi.quality_gain(Xp[:50])
+    assert psi.shape == (50, 3) and (psi[:, 0] == 0).all()
+    for k in (1, 2):
+        one = MetaRouter(learner="ridge", relevance=False, seed=3).fit(Xg, gold[:, k] - gold[:, 0], Xp,
+                                                                          pref[:, k] - pref[:, 0])
+        # vmapped against separate programs: the same arithmetic up to float32 reassociation
+        np.testing.assert_allclose(psi[:, k], one.quality_gain(Xp[:50]), rtol=0, atol=1e-4)
+        np.testing.assert_allclose(multi.routers_[k].effect(Xp[:50]), one.effect(Xp[:50]), rtol=0, atol=1e-4)
+    # The judge's +0.6 for model 2 is found as its bias, and routing agrees with the engine on ψ̂.
+    assert abs(float(np.mean(multi.routers_[2].effect(Xp))) + 0.6) < 0.15
+    cost = np.asarray([0.0, 0.5, 0.5])
+    np.testing.assert_array_equal(multi.route(Xp[:50], [0.0, 1.0], cost),
+                                  np.asarray(route_multi(multi_breakpoints(psi, cost), jnp.asarray([0.0, 1.0]))))
+    cal = multi.calibrate(Xp, [0.1, 0.3], cost)
+    assert (cal.cost <= np.asarray([0.1, 0.3]) + 1e-6).all() and cal.usage.shape == (2, 3)
+
+
+@pytest.mark.slow
+def test_multi_router_names_its_mistakes():
+    import pandas as pd
+
+    Xg, gold, Xp, pref = _toy(n_gold=40, n_pref=80)
+    with pytest.raises(ValueError, match="gold_scores has 3 models, preference_scores 2"):
+        MultiRouter().fit(Xg, gold, Xp, pref[:, :2])
+    with pytest.raises(ValueError, match="reference 'gpt' is not a model"):
+        MultiRouter(reference="gpt").fit(Xg, pd.DataFrame(gold, columns=list("abc")), Xp,
+                                         pd.DataFrame(pref, columns=list("abc")))
+    with pytest.raises(ValueError, match=r"reference must be a model index in \[0, 3\)"):
+        MultiRouter(reference=3).fit(Xg, gold, Xp, pref)
+    bad = gold.copy()
+    bad[4, 1] = np.nan
+    with pytest.raises(ValueError, match="gold_scores"):
+        MultiRouter().fit(Xg, bad, Xp, pref)
+    with pytest.raises(ValueError, match=r"gold_scores: 39 rows for 40 feature rows"):
+        MultiRouter().fit(Xg, gold[1:], Xp, pref)
+    with pytest.raises(ValueError, match="learner"):
+        MultiRouter(learner="nope")
+    router = MultiRouter(learner="ridge", relevance=False).fit(Xg, pd.DataFrame(gold, columns=list("abc")), Xp,
+                                                                pd.DataFrame(pref, columns=list("abc")))
+    assert router.models_ == ["a", "b", "c"] and sorted(router.routers_) == ["b", "c"]
+    with pytest.raises(ValueError, match=r"cost: expected shape \(3,\)"):
+        router.route(Xp, 0.0, [1.0, 2.0])
+    with pytest.raises(ValueError, match="below the cost of the cheapest choice"):
+        router.calibrate(Xp, 0.05, [0.1, 0.2, 0.3])
+
+
+needs_nine = pytest.mark.skipif(not os.path.isdir(NINE), reason=f"real data folder absent: {NINE} (set MRJAX_DATA "
+                                                                   "to the folder holding llmrouter-9models/)")
+
+
+@needs_nine
+def test_nine_model_loader_reproduces_the_data_readme():
+    from mrjax.data import load_llmrouter
+
+    pool = load_llmrouter(NINE)
+    assert pool.embedding.shape == (6108, 384) and pool.correct.shape == (6108, 9)
+    assert int(pool.is_test.sum()) == 500 and (pool.cluster[pool.is_test] == -1).all()
+    acc = dict(zip(pool.models, pool.correct.mean(0)))
+    assert round(float(acc["llama3-chatqa-1.5-8b"]), 3) == 0.159 and round(float(max(acc.values())), 3) == 0.592
+    assert round(float(acc["gemma-2-9b-it"]), 3) == 0.508
+    assert round(float(pool.correct.max(1).mean()), 3) == 0.770
+    # The judge favours larger models: between the 70B and 8B models of one family its gap far exceeds gold's;
+    # without the size and length terms it tracks gold's (binomial se of a gap on 6,108 rows ≈ 0.01).
+    k70, k8 = pool.models.index("llama3-chatqa-1.5-70b"), pool.models.index("llama3-chatqa-1.5-8b")
+    gold_gap = pool.correct[:, k70].mean() - pool.correct[:, k8].mean()
+    judge_gap = pool.preference[:, k70].mean() - pool.preference[:, k8].mean()
+    assert judge_gap > gold_gap + 0.3
+    same = load_llmrouter(NINE, seed=0)
+    np.testing.assert_array_equal(same.preference, pool.preference)
+    fair = load_llmrouter(NINE, size_bias=0.0, length_coef=0.0, seed=1)
+    assert abs((fair.preference[:, k70].mean() - fair.preference[:, k8].mean()) - gold_gap) < 0.05
