@@ -154,12 +154,7 @@ class MultiRouter:
             raise ValueError(f"cost: non-finite value {c[~np.isfinite(c)][0]!r}")
         return _breakpoints_jit(jnp.asarray(score), jnp.asarray(c, jnp.float32))
 
-    @staticmethod
-    def _weights(cost_weight) -> np.ndarray:
-        w = np.asarray(cost_weight, dtype=np.float64)
-        if w.ndim > 1 or not np.isfinite(w).all():
-            raise ValueError(f"cost_weight must be a finite number or a 1-D array of them, got {cost_weight!r}")
-        return w
+    _weights = staticmethod(MetaRouter._weights)  # the facade's check of cost weights
 
     def route(self, X: ArrayLike, cost_weight, cost) -> np.ndarray:
         """The model for each query, ``argmax_k ψ̂_k − w·c_k`` (ties to the cheaper model): indices into
