@@ -8,8 +8,8 @@ rows; a question's cost for a model is its price times the question's estimated 
 calibration (``MultiRouter.calibrate``: the weight that buys the most estimated quality within each budget,
 found on the unlabelled test questions); scored by the test questions' true correctness. Budgets: ten mean
 costs per question, evenly spaced from the cheapest model's cost to the dearest's. Peers: the authors'
-random forest on gold gains (Golden-only, per model, routed by the same rule), and the best single model
-within each budget, chosen on the test labels (generous to it).
+random-forest pipeline per model (`_rf.py`: Golden-only and the DR Meta-Router by default, routed by the
+same rule), and the best single model within each budget, chosen on the test labels (generous to it).
 
     python benchmarks/bench_multi.py --runs 20 --n-gold 500
 """
@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _meta import run_meta, write_result  # noqa: E402
-from _rf import _rf  # noqa: E402
+from _rf import rf_quality  # noqa: E402
 
 METHODS = ("meta", "meta_dr", "golden", "preference", "pooled")
 REFERENCE = "gemma-2-9b-it"
@@ -57,7 +57,8 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--n-gold", type=int, default=500)
     p.add_argument("--n-test", type=int, default=500)
-    p.add_argument("--no-rf", action="store_true", help="leave out the random-forest peer")
+    p.add_argument("--rf", default="golden,meta_dr",
+                   help="the authors' random-forest methods to run per model (comma-separated, '' for none)")
     p.add_argument("--out", default="benchmarks/results/bench_multi.json")
     args = p.parse_args(argv)
 
@@ -69,10 +70,11 @@ def main(argv=None):
     ref = base.models.index(REFERENCE)
     others = [k for k in range(K) if k != ref]
     cost_all = base.tokens[:, None] * base.price[None, :] / 1e3  # USD per 1,000 questions
-    names = list(METHODS) + ([] if args.no_rf else ["rf:golden"]) + ["best single model", "oracle"]
+    rf_methods = [m for m in args.rf.split(",") if m]
+    names = list(METHODS) + [f"rf:{m}" for m in rf_methods] + ["best single model", "oracle"]
     quality = {m: [] for m in names}
     seconds = {m: [] for m in METHODS}
-    rf_seconds = []
+    rf_seconds = {m: [] for m in rf_methods}
     budgets_all = []
     for r in range(args.runs):
         rng = np.random.default_rng(r)
@@ -93,14 +95,16 @@ def main(argv=None):
             score = router.quality_gain(X[test])
             seconds[m].append(time.perf_counter() - t0)
             quality[m].append(_routed_quality(score, cost, correct, budgets)[0])
-        if not args.no_rf:
+        fit_rows = np.concatenate([gold, pref])
+        t = np.r_[np.ones(len(gold)), np.zeros(len(pref))]
+        for m in rf_methods:  # the authors' pipeline on each model's gains, routed by the same rule
             t0 = time.perf_counter()
             score = np.zeros((len(test), K), np.float32)
             for k in others:
-                gain = pool.correct[gold, k] - pool.correct[gold, ref]
-                score[:, k] = _rf().fit(X[gold], gain).predict(X[test])
-            rf_seconds.append(time.perf_counter() - t0)
-            quality["rf:golden"].append(_routed_quality(score, cost, correct, budgets)[0])
+                o = np.r_[pool.correct[gold, k] - pool.correct[gold, ref], pool.preference[pref, k] - pool.preference[pref, ref]]
+                score[:, k] = rf_quality(m, X[fit_rows], t, o, X[test])
+            rf_seconds[m].append(time.perf_counter() - t0)
+            quality[f"rf:{m}"].append(_routed_quality(score, cost, correct, budgets)[0])
         fixed = np.where(mean_cost[None, :] <= budgets[:, None] + 1e-12, correct.mean(0)[None, :], -np.inf).max(1)
         quality["best single model"].append(fixed)
         quality["oracle"].append(np.full(len(budgets), correct.max(1).mean()))
@@ -109,7 +113,7 @@ def main(argv=None):
     Q = {m: np.stack(v) for m, v in quality.items()}  # (R, T)
     rows = {m: {"mean_quality": float(Q[m].mean()), "se": float(Q[m].mean(1).std(ddof=1) / np.sqrt(args.runs)),
                 "by_budget": Q[m].mean(0).tolist()} for m in names}
-    pairs = [("meta", m) for m in names if m != "meta"] + [("meta_dr", "golden"), ("meta_dr", "rf:golden")]
+    pairs = [("meta", m) for m in names if m != "meta"] + [("meta_dr", m) for m in ("golden", "rf:golden", "rf:meta_dr")]
     paired = {}
     for a, b in pairs:
         if a in Q and b in Q:
@@ -121,7 +125,7 @@ def main(argv=None):
         "budgets_mean": np.mean(budgets_all, 0).tolist(), "rows": rows, "paired": paired,
         "seconds_per_run": {m: float(np.median(v[1:] if len(v) > 1 else v)) for m, v in seconds.items()},
         "seconds_first_run": {m: float(v[0]) for m, v in seconds.items()},
-        "rf_seconds_per_run": float(np.median(rf_seconds)) if rf_seconds else None,
+        "rf_seconds_per_run": {m: float(np.median(v)) for m, v in rf_seconds.items()},
     }
     write_result(args.out, result)
     print(f"{'method':<20} mean quality over budgets")

@@ -248,6 +248,14 @@ def render_sizes(result: dict) -> list[str]:
     return lines
 
 
+def _rf_seconds(rf) -> str:
+    if not rf:
+        return "."
+    if not isinstance(rf, dict):  # results written before the RF pipeline's methods were options: Golden-only
+        rf = {"golden": rf}
+    return "; the authors' random-forest pipeline, eight models: " + ", ".join(f"{m} {v:.1f}" for m, v in rf.items()) + "."
+
+
 def render_multi(result: dict) -> list[str]:
     lines = [
         f"`bench_multi.py`: routing among the nine models of the nine-model set (real correctness and prices), "
@@ -257,7 +265,7 @@ def render_multi(result: dict) -> list[str]:
         "and budget calibration (on the unlabelled test questions); quality: the test questions' true correctness under "
         "the chosen models, averaged over ten budgets from the cheapest model's mean cost to the dearest's "
         f"(mean budgets in USD per 1,000 questions: {', '.join(f'{b:.3f}' for b in result['budgets_mean'])}). "
-        "`rf:golden`: the authors' random forest on each model's gold gains; `best single model`: the best one model "
+        "`rf:…`: the authors' random-forest pipeline on each model's gains (`_rf.py`); `best single model`: the best one model "
         "within each budget, chosen on the test labels; `oracle`: the best model per question in hindsight. "
         "Paired differences ± se over runs.",
         "",
@@ -272,8 +280,7 @@ def render_multi(result: dict) -> list[str]:
     sec = result["seconds_per_run"]
     lines += ["", "Seconds per run (steady, median; eight models' gains fitted as one vmapped program): "
               + ", ".join(f"{m} {v:.1f}" for m, v in sec.items())
-              + (f"; the random forest's eight fits {result['rf_seconds_per_run']:.1f}." if result.get("rf_seconds_per_run")
-                 else ".")]
+              + _rf_seconds(result.get("rf_seconds_per_run"))]
     return lines
 
 
