@@ -57,6 +57,8 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--n-gold", type=int, default=500)
     p.add_argument("--n-test", type=int, default=500)
+    p.add_argument("--learner", default=None, help="mrjax's learner for every model (default: MetaRouter's)")
+    p.add_argument("--methods", default=",".join(METHODS), help="mrjax methods (comma-separated)")
     p.add_argument("--rf", default="golden,meta_dr",
                    help="the authors' random-forest methods to run per model (comma-separated, '' for none)")
     p.add_argument("--out", default="benchmarks/results/bench_multi.json")
@@ -71,9 +73,10 @@ def main(argv=None):
     others = [k for k in range(K) if k != ref]
     cost_all = base.tokens[:, None] * base.price[None, :] / 1e3  # USD per 1,000 questions
     rf_methods = [m for m in args.rf.split(",") if m]
-    names = list(METHODS) + [f"rf:{m}" for m in rf_methods] + ["best single model", "oracle"]
+    methods = [m for m in args.methods.split(",") if m]
+    names = list(methods) + [f"rf:{m}" for m in rf_methods] + ["best single model", "oracle"]
     quality = {m: [] for m in names}
-    seconds = {m: [] for m in METHODS}
+    seconds = {m: [] for m in methods}
     rf_seconds = {m: [] for m in rf_methods}
     budgets_all = []
     for r in range(args.runs):
@@ -88,9 +91,9 @@ def main(argv=None):
         mean_cost = cost.mean(0)
         budgets = np.linspace(mean_cost.min(), mean_cost.max(), 10)
         budgets_all.append(budgets)
-        for m in METHODS:
+        for m in methods:
             t0 = time.perf_counter()
-            router = MultiRouter(reference=ref, method=m, seed=r, progress=False)
+            router = MultiRouter(reference=ref, method=m, learner=args.learner, seed=r, progress=False)
             router.fit(X[gold], pool.correct[gold], X[pref], pool.preference[pref])
             score = router.quality_gain(X[test])
             seconds[m].append(time.perf_counter() - t0)
@@ -113,14 +116,14 @@ def main(argv=None):
     Q = {m: np.stack(v) for m, v in quality.items()}  # (R, T)
     rows = {m: {"mean_quality": float(Q[m].mean()), "se": float(Q[m].mean(1).std(ddof=1) / np.sqrt(args.runs)),
                 "by_budget": Q[m].mean(0).tolist()} for m in names}
-    pairs = [("meta", m) for m in names if m != "meta"] + [("meta_dr", m) for m in ("golden", "rf:golden", "rf:meta_dr")]
+    pairs = [(a, b) for a in ("meta", "meta_dr") for b in names if b != a and not (a == "meta_dr" and b == "meta")]
     paired = {}
     for a, b in pairs:
         if a in Q and b in Q:
             d = Q[a].mean(1) - Q[b].mean(1)
             paired[f"{a} - {b}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(args.runs))}
     result = {
-        "benchmark": "bench_multi", "meta": run_meta(), "runs": args.runs, "n_gold": args.n_gold, "n_test": args.n_test,
+        "benchmark": "bench_multi", "meta": run_meta(), "runs": args.runs, "learner": args.learner, "n_gold": args.n_gold, "n_test": args.n_test,
         "n_preference": N - args.n_test - args.n_gold, "models": list(base.models), "reference": REFERENCE,
         "budgets_mean": np.mean(budgets_all, 0).tolist(), "rows": rows, "paired": paired,
         "seconds_per_run": {m: float(np.median(v[1:] if len(v) > 1 else v)) for m, v in seconds.items()},

@@ -8,12 +8,16 @@ and run as one vmapped, compiled program. Queries then go to ``argmax_k ψ̂_k(x
 """
 from __future__ import annotations
 
+import json
+import os
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mrjax import _persist
+from mrjax._output import check_destination, results_folder
 from mrjax._typing import ArrayLike
 from mrjax.api import MetaRouter, _frame_names
 from mrjax.data._dataset import Dataset, _as_float, _check_finite, from_sources
@@ -34,6 +38,7 @@ _breakpoints_jit = jax.jit(multi_breakpoints)
 _route_jit = jax.jit(route_multi)
 _curve_jit = jax.jit(multi_curve)
 _calibrate_jit = jax.jit(calibrate_multi_budget)
+FORMAT, FORMAT_VERSION, MANIFEST = "mrjax-multi-router", 1, "multi.json"
 
 
 def _scores(name: str, scores, n: int):
@@ -60,6 +65,8 @@ class MultiRouter:
     --------------------------
     models_ : the K model names (score columns) or indices; routers_ : dict model name → fitted
     ``MetaRouter`` of that model's gain (``summary()``, ``effect``, intervals), the reference left out.
+
+    ``save``/``load`` keep a fitted router in a folder (one ``MetaRouter`` folder per gain).
     """
 
     def __init__(self, reference: int | str = 0, **params):
@@ -67,6 +74,7 @@ class MultiRouter:
         self.params = params
         self._prototype = MetaRouter(**params)  # checks the settings now
         self.models_, self.routers_, self._fits, self._index = None, None, None, None
+        self.metadata_ = None  # JSON data kept by save(metadata=…), after load
 
     def __repr__(self) -> str:
         inner = repr(self._prototype)[len("MetaRouter("):-1]
@@ -121,6 +129,55 @@ class MultiRouter:
             routers[models[k]] = router
         self.models_, self.routers_, self._fits, self._index = models, routers, fits, (ref, others)
         return self
+
+    def save(self, path: str, keep_data: bool = False, overwrite: bool = False, metadata: dict | None = None) -> None:
+        """Save to the folder ``path``: ``multi.json`` and one ``MetaRouter`` folder per model's gain
+        (``MetaRouter.save``'s format, ``keep_data`` as there). Written whole or not at all."""
+        self._check_fitted()
+        check_destination(path, overwrite)
+        ref, others = self._index
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": _persist.versions(),
+                    "reference": self.reference, "models": self.models_, "reference_index": ref,
+                    "params": {k: _persist.encode(v, k) for k, v in self.params.items()},
+                    "routers": {str(k): f"model_{k}" for k in others}, "metadata": metadata}
+        json.dumps(manifest)  # JSON data only (model names, metadata): fails here, before anything is written
+        with results_folder(path) as tmp:
+            for k in others:
+                self.routers_[self.models_[k]].save(os.path.join(tmp, f"model_{k}"), keep_data=keep_data)
+            with open(os.path.join(tmp, MANIFEST), "w") as f:
+                json.dump(manifest, f, indent=2)
+
+    @classmethod
+    def load(cls, path: str, classes: Sequence[type] = ()) -> "MultiRouter":
+        """A router saved by ``save``: the same gains, bit for bit (``classes`` as in ``MetaRouter.load``)."""
+        file = os.path.join(path, MANIFEST)
+        if not os.path.isfile(file):
+            raise _persist.LoadError(f"{path}: not a saved MultiRouter ({MANIFEST} is missing)")
+        with open(file) as f:
+            manifest = json.load(f)
+        if manifest.get("format") != FORMAT or not isinstance(manifest.get("format_version"), int) \
+                or manifest["format_version"] > FORMAT_VERSION:
+            raise _persist.LoadError(f"{file}: not a MultiRouter manifest this mrjax reads (format "
+                                     f"{manifest.get('format')!r} version {manifest.get('format_version')!r})")
+        known = {f"{c.__module__}:{c.__qualname__}": c for c in classes}
+        try:
+            params = {k: _persist.decode(v, known) for k, v in manifest["params"].items()}
+            router = cls(manifest["reference"], **params)
+            models, ref = list(manifest["models"]), int(manifest["reference_index"])
+            folders = {int(k): v for k, v in manifest["routers"].items()}
+        except (KeyError, TypeError, ValueError) as err:
+            raise _persist.LoadError(f"{file}: the manifest is incomplete ({err})") from None
+        others = sorted(folders)
+        routers = {models[k]: MetaRouter.load(os.path.join(path, folders[k]), classes) for k in others}
+        router.models_, router.routers_, router._index = models, routers, (ref, others)
+        router.metadata_ = manifest.get("metadata")
+        router._fits = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *(r.fit_ for r in routers.values()))
+        return router
+
+    @property
+    def feature_names_in_(self):
+        """The training DataFrame's feature columns (None for arrays or before ``fit``)."""
+        return None if not self.routers_ else next(iter(self.routers_.values())).feature_names_in_
 
     def _check_fitted(self) -> None:
         if self.routers_ is None:

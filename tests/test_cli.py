@@ -202,3 +202,59 @@ def test_the_feature_relevance_is_on_unless_switched_off():
     from mrjax.cli import _settings, study_config
     assert study_config(_settings(_parser().parse_args(["study"]))).relevance is True
     assert study_config(_settings(_parser().parse_args(["study", "--no-relevance"]))).relevance is False
+
+
+@pytest.mark.slow  # end to end
+def test_fit_and_route_among_several_models(tmp_path, capsys):
+    from mrjax.multi import MultiRouter
+
+    rng = np.random.default_rng(3)
+    n, d = 500, 4
+    X = rng.normal(size=(n, d))
+    gold = np.arange(n) < 150
+    mean = np.stack([np.zeros(n), np.tanh(X[:, 0]), 0.8 * X[:, 1]], 1)
+    noise = 0.3 * rng.normal(size=(n, 3))
+    scores = np.where(gold[:, None], mean, mean + np.asarray([0.0, 0.0, 0.5])) + noise  # the judge favours "big"
+    train = pd.DataFrame(X, columns=[f"pc_{i}" for i in range(d)])
+    for k, name in enumerate(["small", "mid", "big"]):
+        train[name] = scores[:, k]
+    train["source"] = np.where(gold, "expert", "judge")
+    train_path, router_dir = str(tmp_path / "train.csv"), str(tmp_path / "multi")
+    train.to_csv(train_path, index=False)
+    queries = pd.DataFrame(rng.normal(size=(200, d)), columns=[f"pc_{i}" for i in range(d)])
+    queries.insert(0, "id", [f"q{i}" for i in range(200)])
+    queries["tokens"] = rng.integers(10, 400, size=200)
+    q_path = str(tmp_path / "queries.csv")
+    queries.to_csv(q_path, index=False)
+    flags = ["--feature-prefix", "pc_", "--models", "small,mid,big", "--gold-value", "expert", "--preference-value",
+             "judge", "--learner", "ridge", "--no-relevance"]
+    assert main(["fit", train_path, "-o", router_dir, *flags]) == 0
+    assert "gains over small" in capsys.readouterr().out
+    router = MultiRouter.load(router_dir)
+    assert router.models_ == ["small", "mid", "big"] and router.feature_names_in_ == [f"pc_{i}" for i in range(d)]
+
+    out = str(tmp_path / "routed.csv")
+    costs = "small=0,mid=tokens,big=2"  # a number or a column per model
+    assert main(["route", router_dir, q_path, "-o", out, "--id-column", "id", "--model-costs", costs, "--budget", "1.0",
+                 "--quiet"]) == 0
+    routed = read_table(out)
+    assert list(routed.columns) == ["id", "gain_small", "gain_mid", "gain_big", "model"]
+    cost = np.stack([np.zeros(200), queries["tokens"].to_numpy(np.float64), np.full(200, 2.0)], 1)
+    Xq = queries[router.feature_names_in_]
+    w = router.calibrate(Xq, 1.0, cost).cost_weight[0]
+    want = np.asarray(router.models_)[router.route(Xq, w, cost)]
+    assert routed["model"].tolist() == want.tolist()
+    spent = cost[np.arange(200), [router.models_.index(m) for m in routed["model"]]].mean()
+    assert spent <= 1.0 + 1e-6
+
+    _fails(["route", router_dir, q_path, "-o", out, "--overwrite", "--budget", "1"], capsys, "--model-costs",
+           "small=COST")
+    _fails(["route", router_dir, q_path, "-o", out, "--overwrite", "--model-costs", "small=0,mid=1"], capsys,
+           "no cost for ['big']")
+    _fails(["route", router_dir, q_path, "-o", out, "--overwrite", "--model-costs", costs, "--target-share", "0.3"],
+           capsys, "--cost-weight or --budget")
+    _fails(["evaluate", router_dir, q_path, "-o", str(tmp_path / "ev"), "--gain-column", "tokens"], capsys,
+           "two-model routers")
+    _fails(["fit", train_path, "-o", str(tmp_path / "m2"), *flags, "--reference", "huge"], capsys, "'huge'",
+           "not one of --models")
+    assert not os.path.exists(tmp_path / "m2") and not os.path.exists(tmp_path / "ev")

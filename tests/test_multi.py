@@ -224,3 +224,28 @@ def test_nine_model_loader_reproduces_the_data_readme():
     np.testing.assert_array_equal(same.preference, pool.preference)
     fair = load_llmrouter(NINE, size_bias=0.0, length_coef=0.0, seed=1)
     assert abs((fair.preference[:, k70].mean() - fair.preference[:, k8].mean()) - gold_gap) < 0.05
+
+
+@pytest.mark.slow
+def test_multi_router_saves_and_loads_the_same_gains_bit_for_bit(tmp_path):
+    import pandas as pd
+
+    from mrjax._persist import LoadError
+
+    Xg, gold, Xp, pref = _toy(seed=1, n_gold=60, n_pref=200)
+    cols = ["cheap", "mid", "dear"]
+    router = MultiRouter(reference="cheap", learner="ridge", relevance=False, n_folds=2, seed=5).fit(
+        Xg, pd.DataFrame(gold, columns=cols), Xp, pd.DataFrame(pref, columns=cols))
+    path = str(tmp_path / "multi")
+    router.save(path, metadata={"note": "toy"})
+    with pytest.raises(ValueError, match="the folder exists"):
+        router.save(path)
+    loaded = MultiRouter.load(path)
+    assert loaded.models_ == cols and sorted(loaded.routers_) == ["dear", "mid"] and loaded.metadata_ == {"note": "toy"}
+    np.testing.assert_array_equal(loaded.quality_gain(Xp), router.quality_gain(Xp))
+    cost = np.asarray([0.1, 0.4, 0.9])
+    np.testing.assert_array_equal(loaded.route(Xp, [0.0, 0.5], cost), router.route(Xp, [0.0, 0.5], cost))
+    assert repr(loaded) == repr(router)
+    os.remove(os.path.join(path, "multi.json"))
+    with pytest.raises(LoadError, match="not a saved MultiRouter"):
+        MultiRouter.load(path)

@@ -2,8 +2,10 @@
 an evaluation on labelled queries.
 
     mrjax fit DATA -o ROUTER --features a,b,c | --feature-prefix emb_ | --text-column prompt
-              [--label label] [--source source --gold-value gold --preference-value preference] [options]
+              [--label label | --models m1,m2,m3 [--reference m1]]
+              [--source source --gold-value gold --preference-value preference] [options]
     mrjax route ROUTER QUERIES -o OUT.csv [--id-column id] [--cost-weight W | --target-share S | --budget B]
+              [--model-costs m1=0.1,m2=COLUMN,...]   (a router among several models: --models at fit)
     mrjax evaluate ROUTER LABELLED -o FOLDER (--gain-column g | --primary-column a --alternative-column b)
 
 Tables are CSV, TSV, Parquet or JSON Lines (by extension). Every mistake in the input is one line and exit
@@ -73,6 +75,9 @@ def add_parsers(sub) -> None:
     f.add_argument("-o", "--out", required=True, help="router folder to write")
     _feature_flags(f)
     f.add_argument("--label", default="label", help="label column: gold gain on gold rows, preference gain on the others")
+    f.add_argument("--models", help="route among several models: their score columns (comma-separated; each row's "
+                                    "score from its source), instead of --label")
+    f.add_argument("--reference", help="with --models: the model whose gain is 0, best the cheapest (default: the first)")
     f.add_argument("--source", default="source", help="column saying which source labelled each row")
     f.add_argument("--gold-value", default="gold", help="the source column's value on gold rows (compared as text)")
     f.add_argument("--preference-value", default="preference", help="its value on preference rows")
@@ -100,6 +105,8 @@ def add_parsers(sub) -> None:
     point.add_argument("--budget", type=float, help="the most estimated quality with a mean cost per query ≤ BUDGET")
     r.add_argument("--cost-primary", default="1", help="the primary model's cost: a number or a column name")
     r.add_argument("--cost-alternative", default="0", help="the alternative's cost: a number or a column name")
+    r.add_argument("--model-costs", help="a router among several models: each model's cost, NAME=NUMBER or "
+                                         "NAME=COLUMN, comma-separated")
     r.add_argument("--interval", type=float, metavar="LEVEL", help="add a bootstrap interval for ψ̂ at this level "
                                                                    "(the router must be saved with --keep-data)")
     r.add_argument("--replicates", type=int, default=200, help="bootstrap replicates for --interval")
@@ -213,6 +220,8 @@ def fit(args) -> int:
         numeric = [str(c) for c in frame.select_dtypes("number").columns if c not in (args.label, args.weight)]
         raise UsageError(f"name the features: --features a,b,c, --feature-prefix P or --text-column C (numeric "
                          f"columns here: {numeric[:12]})")
+    if args.models:
+        return _fit_models(args, frame, features, [str(c) for c in features.columns], metadata)
     for name, col in (("--label", args.label), ("--source", args.source), ("--weight", args.weight)):
         if col is not None and col not in frame.columns:
             raise UsageError(f"{args.data}: {name} column {col!r} not in the table; it has {list(frame.columns)[:20]}")
@@ -241,13 +250,126 @@ def fit(args) -> int:
     return 0
 
 
+def _fit_models(args, frame, features, cols, metadata) -> int:
+    """``mrjax fit --models``: a ``MultiRouter`` on the models' score columns, split by the source column."""
+    from mrjax.multi import MultiRouter
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if len(models) < 2 or len(set(models)) != len(models):
+        raise UsageError(f"--models needs two or more distinct score columns, got {args.models!r}")
+    missing = [m for m in models if m not in frame.columns]
+    if missing:
+        raise UsageError(f"{args.data}: --models columns {missing} not in the table; it has {list(frame.columns)[:20]}")
+    reference = args.reference or models[0]
+    if reference not in models:
+        raise UsageError(f"--reference {reference!r} is not one of --models {models}")
+    if args.source not in frame.columns:
+        raise UsageError(f"{args.data}: --source column {args.source!r} not in the table")
+    source = frame[args.source].astype(str).to_numpy()
+    gold, pref = source == args.gold_value, source == args.preference_value
+    if not (gold | pref).all():
+        i = int(np.nonzero(~(gold | pref))[0][0])
+        raise UsageError(f"{args.data}: --source column {args.source!r} row {i} is {source[i]!r}; expected "
+                         f"{args.gold_value!r} or {args.preference_value!r}")
+    if not gold.any() or not pref.any():
+        raise UsageError(f"{args.data}: no {'gold' if not gold.any() else 'preference'} rows (source values "
+                         f"{sorted(set(source))[:5]})")
+    weight = {}
+    if args.weight:
+        if args.weight not in frame.columns:
+            raise UsageError(f"{args.data}: --weight column {args.weight!r} not in the table")
+        w = frame[args.weight].to_numpy()
+        weight = dict(gold_sample_weight=w[gold], preference_sample_weight=w[pref])
+    scores = frame[models]
+    try:
+        router = MultiRouter(reference=reference, **_router_args(args))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            router.fit(features[gold], scores[gold], features[pref], scores[pref], **weight)
+    except ValueError as err:
+        raise UsageError(f"{args.data}: {err}") from None
+    except FloatingPointError as err:
+        raise Failed(f"the fit failed: {err}") from None
+    router.save(args.out, keep_data=args.keep_data, overwrite=args.overwrite, metadata=metadata)
+    if not args.quiet:
+        print(f"gains over {reference} on the {int(gold.sum())} gold and {int(pref.sum())} preference rows "
+              f"({len(cols)} features):")
+        X = features
+        gains, bias = np.asarray(router.quality_gain(X)), {}
+        for name, sub in router.routers_.items():
+            bias[name] = float(np.mean(sub.effect(X)))
+        print(f"{'model':<32} {'mean gain':>12} {'mean bias':>12}")
+        for k, name in enumerate(router.models_):
+            b = "—" if name not in bias else f"{bias[name]:+.4f}"
+            print(f"{str(name):<32} {gains[:, k].mean():>+12.4f} {b:>12}")
+        for w in caught:
+            print(f"mrjax: warning: {w.message}")
+        print(f"saved the router to {args.out}" + (" (with its training data)" if args.keep_data else ""))
+    return 0
+
+
 def _load(path):
     from mrjax.api import MetaRouter
+    from mrjax.multi import MANIFEST, MultiRouter
 
     try:
+        if os.path.isfile(os.path.join(path, MANIFEST)):
+            return MultiRouter.load(path)
         return MetaRouter.load(path)
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+def _model_costs(router, frame, path, spec):
+    """``(n, K)`` costs from ``NAME=NUMBER|COLUMN,...``, one entry per model of the router."""
+    if not spec:
+        raise UsageError(f"this router routes among {len(router.models_)} models: give --model-costs "
+                         f"{','.join(f'{m}=COST' for m in router.models_)} (a number or a column per model)")
+    given = {}
+    for part in spec.split(","):
+        name, eq, value = part.partition("=")
+        if not eq or not name.strip() or not value.strip():
+            raise UsageError(f"--model-costs: expected NAME=COST entries, got {part!r}")
+        given[name.strip()] = value.strip()
+    names = [str(m) for m in router.models_]
+    unknown, missing = sorted(set(given) - set(names)), [m for m in names if m not in given]
+    if unknown or missing:
+        raise UsageError("--model-costs: " + (f"unknown models {unknown}; " if unknown else "")
+                         + (f"no cost for {missing}; " if missing else "") + f"the router's models are {names}")
+    n = len(frame)
+    return np.stack([np.broadcast_to(_cost(frame, path, given[m], f"--model-costs {m}="), (n,)) for m in names], 1)
+
+
+def _route_models(args, router, frame, X) -> int:
+    import pandas as pd
+
+    from mrjax.data._tables import write_table
+
+    if args.target_share is not None or args.interval is not None:
+        raise UsageError("a router among several models takes --cost-weight or --budget (a share is one per model), "
+                         "and no --interval")
+    cost = _model_costs(router, frame, args.queries, args.model_costs)
+    try:
+        if args.budget is not None:
+            w = float(router.calibrate(X, finite("--budget", args.budget), cost).cost_weight[0])
+        else:
+            w = 0.0 if args.cost_weight is None else finite("--cost-weight", args.cost_weight)
+        gains = np.asarray(router.quality_gain(X))
+        chosen = router.route(X, w, cost)
+    except (ValueError, RuntimeError) as err:
+        raise UsageError(str(err)) from None
+    out = pd.DataFrame(index=frame.index)
+    if args.id_column:
+        out[args.id_column] = frame[args.id_column]
+    for k, name in enumerate(router.models_):
+        out[f"gain_{name}"] = gains[:, k]
+    out["model"] = [router.models_[k] for k in chosen]
+    write_table(out, args.out)
+    if not args.quiet:
+        spent = np.mean(cost[np.arange(len(chosen)), chosen])
+        shares = ", ".join(f"{m} {np.mean(chosen == k):.1%}" for k, m in enumerate(router.models_) if np.any(chosen == k))
+        print(f"cost weight {w:.6g}: {shares} of {len(out)} queries, mean cost {spent:.6g} per query; wrote {args.out}")
+    return 0
 
 
 def _query_features(router, frame, path, text_column):
@@ -296,6 +418,11 @@ def route(args) -> int:
     if args.id_column and args.id_column not in frame.columns:
         raise UsageError(f"{args.queries}: --id-column {args.id_column!r} not in the table")
     X = _query_features(router, frame, args.queries, args.text_column)
+    if hasattr(router, "models_"):
+        return _route_models(args, router, frame, X)
+    if args.model_costs:
+        raise UsageError("--model-costs is for a router among several models (mrjax fit --models); this one has two: "
+                         "--cost-primary and --cost-alternative")
     cp = _cost(frame, args.queries, args.cost_primary, "--cost-primary")
     ca = _cost(frame, args.queries, args.cost_alternative, "--cost-alternative")
     try:
@@ -346,6 +473,9 @@ def evaluate(args) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     router = _load(args.router)
+    if hasattr(router, "models_"):
+        raise UsageError(f"{args.router}: evaluate scores two-model routers; for one among several models use "
+                         "MultiRouter.curve with the models' true scores")
     frame = _table(args.labelled)
     cols = [args.gain_column] if args.gain_column else [args.primary_column, args.alternative_column]
     for c in cols:
