@@ -3,7 +3,9 @@
 Each run draws a random test set (500 questions) and gold set from the 6,108 questions, the rest being
 preference rows scored by a simulated judge that favours larger models (``data.load_llmrouter``, a new judge
 seed per run); features are the top 50 principal components of the embeddings, fitted on the run's training
-rows; a question's cost for a model is its price times the question's estimated tokens. Every method's
+rows, on one common scale (``standardize="common"``, as mrjax's real-data studies: per-feature scaling would
+give the trailing, mostly-noise components the weight of the leading ones); a question's cost for a model is its
+price times the question's estimated tokens. Every method's
 ψ̂_k (gain of model k over the cheapest, gemma-2-9b-it) routes the test questions by the same rule and
 calibration (``MultiRouter.calibrate``: the weight that buys the most estimated quality within each budget,
 found on the unlabelled test questions); scored by the test questions' true correctness. Budgets: ten mean
@@ -58,6 +60,9 @@ def main(argv=None):
     p.add_argument("--n-gold", type=int, default=500)
     p.add_argument("--n-test", type=int, default=500)
     p.add_argument("--learner", default=None, help="mrjax's learner for every model (default: MetaRouter's)")
+    p.add_argument("--standardize", default="common", choices=("common", "features"),
+                   help="feature scaling: one common scale for principal components (mrjax's real-data default), "
+                        "or per feature")
     p.add_argument("--methods", default=",".join(METHODS), help="mrjax methods (comma-separated)")
     p.add_argument("--rf", default="golden,meta_dr",
                    help="the authors' random-forest methods to run per model (comma-separated, '' for none)")
@@ -93,7 +98,8 @@ def main(argv=None):
         budgets_all.append(budgets)
         for m in methods:
             t0 = time.perf_counter()
-            router = MultiRouter(reference=ref, method=m, learner=args.learner, seed=r, progress=False)
+            router = MultiRouter(reference=ref, method=m, learner=args.learner, seed=r, progress=False,
+                                 standardize="common" if args.standardize == "common" else True)
             router.fit(X[gold], pool.correct[gold], X[pref], pool.preference[pref])
             score = router.quality_gain(X[test])
             seconds[m].append(time.perf_counter() - t0)
@@ -115,7 +121,7 @@ def main(argv=None):
 
     Q = {m: np.stack(v) for m, v in quality.items()}  # (R, T)
     rows = {m: {"mean_quality": float(Q[m].mean()), "se": float(Q[m].mean(1).std(ddof=1) / np.sqrt(args.runs)),
-                "by_budget": Q[m].mean(0).tolist()} for m in names}
+                "by_budget": Q[m].mean(0).tolist(), "per_run": Q[m].mean(1).tolist()} for m in names}
     pairs = [(a, b) for a in ("meta", "meta_dr") for b in names if b != a and not (a == "meta_dr" and b == "meta")]
     paired = {}
     for a, b in pairs:
@@ -123,7 +129,8 @@ def main(argv=None):
             d = Q[a].mean(1) - Q[b].mean(1)
             paired[f"{a} - {b}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(args.runs))}
     result = {
-        "benchmark": "bench_multi", "meta": run_meta(), "runs": args.runs, "learner": args.learner, "n_gold": args.n_gold, "n_test": args.n_test,
+        "benchmark": "bench_multi", "meta": run_meta(), "runs": args.runs, "learner": args.learner,
+        "standardize": args.standardize, "n_gold": args.n_gold, "n_test": args.n_test,
         "n_preference": N - args.n_test - args.n_gold, "models": list(base.models), "reference": REFERENCE,
         "budgets_mean": np.mean(budgets_all, 0).tolist(), "rows": rows, "paired": paired,
         "seconds_per_run": {m: float(np.median(v[1:] if len(v) > 1 else v)) for m, v in seconds.items()},
