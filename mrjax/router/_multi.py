@@ -173,9 +173,11 @@ def multi_curve(bp: MultiBreakpoints, cost_weights: ArrayLike, values: ArrayLike
     n, K = bp.path.shape
     i = jnp.searchsorted(bp.sorted_switch, w, side="right")  # switches at or below w have happened
     nn = jnp.asarray(n, w.dtype)
-    onehot = jax.nn.one_hot(jnp.arange(K), K, dtype=w.dtype)  # usage: the value "is model k" per model
-    usage = jax.vmap(lambda e: _summed(bp, i, jnp.broadcast_to(e, (n, K))), out_axes=1)(onehot)
-    usage = _divide(usage, nn)
+    # Usage: each switch moves one query from its old model to its new one; one cumulative sum of those moves.
+    moves = jax.nn.one_hot(bp.path[:, 1:], K, dtype=w.dtype) - jax.nn.one_hot(bp.path[:, :-1], K, dtype=w.dtype)
+    moves = jnp.where(jnp.isfinite(bp.switch)[..., None], moves, 0.0).reshape(-1, K)[bp.order]
+    start = jnp.sum(jax.nn.one_hot(bp.path[:, 0], K, dtype=w.dtype), axis=0, keepdims=True)
+    usage = _divide(start + jnp.concatenate([jnp.zeros((1, K), w.dtype), jnp.cumsum(moves, axis=0)])[i], nn)
     cost = _divide(_summed(bp, i, bp.cost), nn)
     nan_w = jnp.isnan(w)
     usage, cost = jnp.where(nan_w[:, None], jnp.nan, usage), jnp.where(nan_w, jnp.nan, cost)
