@@ -18,6 +18,7 @@ same rule), and the best single model within each budget, chosen on the test lab
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -60,6 +61,12 @@ def main(argv=None):
     p.add_argument("--n-gold", type=int, default=500)
     p.add_argument("--n-test", type=int, default=500)
     p.add_argument("--learner", default=None, help="mrjax's learner for every model (default: MetaRouter's)")
+    p.add_argument("--cate", default=None,
+                   help="the Meta-Routers' bias learner as KIND:LEARNER (e.g. t:forest: a T-learner of forests, "
+                        "ψ̂ keeping --learner); default: each method's own")
+    p.add_argument("--pair-with", default=None,
+                   help="a previous bench_multi JSON on the same splits (gold rows, scaling; its first --runs runs): "
+                        "its rows are paired with this run's Meta-Routers (named 'FILE:method')")
     p.add_argument("--standardize", default="common", choices=("common", "features"),
                    help="feature scaling: one common scale for principal components (mrjax's real-data default), "
                         "or per feature")
@@ -70,7 +77,14 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from mrjax import MultiRouter
+    from mrjax.cate import CATE_LEARNERS
     from mrjax.data import load_llmrouter
+    from mrjax.learners import named
+
+    cate = None
+    if args.cate:
+        kind, _, name = args.cate.partition(":")
+        cate = CATE_LEARNERS[kind](outcome=named(name)) if name else CATE_LEARNERS[kind]()
 
     base = load_llmrouter(args.data_dir, seed=0)
     K, N = len(base.models), base.embedding.shape[0]
@@ -99,6 +113,7 @@ def main(argv=None):
         for m in methods:
             t0 = time.perf_counter()
             router = MultiRouter(reference=ref, method=m, learner=args.learner, seed=r, progress=False,
+                                 cate=cate if m in ("meta", "meta_dr") else None,
                                  standardize="common" if args.standardize == "common" else True)
             router.fit(X[gold], pool.correct[gold], X[pref], pool.preference[pref])
             score = router.quality_gain(X[test])
@@ -128,8 +143,22 @@ def main(argv=None):
         if a in Q and b in Q:
             d = Q[a].mean(1) - Q[b].mean(1)
             paired[f"{a} - {b}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(args.runs))}
+    if args.pair_with:
+        with open(args.pair_with) as f:
+            other = json.load(f)
+        same = all(other.get(k) == v for k, v in (("n_gold", args.n_gold), ("n_test", args.n_test),
+                                                    ("standardize", args.standardize)))
+        if not same or other["runs"] < args.runs:  # run r's split depends only on r: its first runs are ours
+            raise SystemExit(f"--pair-with {args.pair_with}: not the same splits (n_gold, n_test, standardize, "
+                             f"at least {args.runs} runs)")
+        tag = os.path.basename(args.pair_with)
+        for a in ("meta", "meta_dr"):
+            for b, row in other["rows"].items():
+                if a in Q and b not in ("best single model", "oracle"):
+                    d = Q[a].mean(1) - np.asarray(row["per_run"][:args.runs])
+                    paired[f"{a} - {tag}:{b}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(args.runs))}
     result = {
-        "benchmark": "bench_multi", "meta": run_meta(), "runs": args.runs, "learner": args.learner,
+        "benchmark": "bench_multi", "cate": args.cate, "pair_with": os.path.basename(args.pair_with or "") or None, "meta": run_meta(), "runs": args.runs, "learner": args.learner,
         "standardize": args.standardize, "n_gold": args.n_gold, "n_test": args.n_test,
         "n_preference": N - args.n_test - args.n_gold, "models": list(base.models), "reference": REFERENCE,
         "budgets_mean": np.mean(budgets_all, 0).tolist(), "rows": rows, "paired": paired,

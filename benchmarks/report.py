@@ -263,14 +263,17 @@ def render_multi(result: dict) -> list[str]:
         f"and {result['n_preference']:,} preference rows scored by a simulated judge that favours larger models (a new "
         f"judge seed per run); features: 50 principal components on "
         f"{'one common scale' if result.get('standardize', 'features') == 'common' else 'per-feature scales'}"
-        f"{', learner ' + result['learner'] if result.get('learner') else ''}. "
+        f"{', learner ' + result['learner'] if result.get('learner') else ''}"
+        f"{'; the Meta-Routers bias learner ' + result['cate'] + ' (ψ̂ keeps the learner)' if result.get('cate') else ''}. "
         f"Every method's gains over {result['reference']} route the test questions by the same rule "
         "and budget calibration (on the unlabelled test questions); quality: the test questions' true correctness under "
         "the chosen models, averaged over ten budgets from the cheapest model's mean cost to the dearest's "
         f"(mean budgets in USD per 1,000 questions: {', '.join(f'{b:.3f}' for b in result['budgets_mean'])}). "
         "`rf:…`: the authors' random-forest pipeline on each model's gains (`_rf.py`); `best single model`: the best one model "
         "within each budget, chosen on the test labels; `oracle`: the best model per question in hindsight. "
-        "Paired differences ± se over runs.",
+        "Paired differences ± se over runs"
+        + (f"; `{result['pair_with']}:…` rows are that file's runs on the same splits." if result.get("pair_with") else ".")
+        ,
         "",
         "| method | mean quality over budgets |",
         "|---|---|",

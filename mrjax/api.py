@@ -122,7 +122,10 @@ class MetaRouter:
         ``"mean_shift"``, ``"all_golden"``), any name from ``router.PRESETS``, or a router method value.
     cate : the bias learner, ``"r"``, ``"dr"``, ``"x"``, ``"t"``, ``"s"`` (``cate.CATE_LEARNERS``) or
         a CATE learner value such as ``DRLearner(outcome=…)``; ``None`` (default) keeps the method's
-        own (``"meta"`` is the R-learner, ``"meta_dr"`` the DR-learner).
+        own (``"meta"`` is the R-learner, ``"meta_dr"`` the DR-learner). A value is used as given, with
+        its own outcome, effect and propensity learners and folds (``learner`` then sets ψ̂'s alone), so
+        the bias and ψ̂ can use different learners; ``propensity`` and ``n_folds`` must then be left at
+        their defaults.
     learner : regressor used for the outcome models, the bias and ψ̂: a learner value or a name,
         ``"rff"`` (random-feature ridge, the default), ``"relevance"`` (the same with a length-scale per
         feature), ``"gbt"`` (boosted trees), ``"forest"``, ``"ridge"`` (linear), or ``"auto"``: each of
@@ -284,8 +287,17 @@ class MetaRouter:
             method = method.with_cate(cate)
         if cv_mode is not None and not hasattr(method, "select_weight"):
             method = CrossValidatedWeight(method, criterion=CV_SUFFIXES[cv_mode])
-        method = method.with_learners(outcome=learner, effect=None if self.learner in (None, "rff") else learner,
-                                      propensity=propensity, n_folds=n_folds)
+        if method.estimates_bias and self.cate is not None and not isinstance(self.cate, str):
+            # A CATE learner value is used as given: its outcome, effect and propensity learners and folds
+            # are the user's choice, and ``learner`` is ψ̂'s alone. Settings that would be ignored are refused.
+            ignored = [f"{name}={getattr(self, name)!r}" for name, default in (("propensity", "logistic"), ("n_folds", 5))
+                       if not (isinstance(getattr(self, name), type(default)) and getattr(self, name) == default)]
+            if ignored:
+                raise ValueError(f"{', '.join(ignored)} would be ignored: a CATE learner value (cate={type(self.cate).__name__}(…)) "
+                                 "keeps its own propensity and folds; set them on that value")
+        else:
+            method = method.with_learners(outcome=learner, effect=None if self.learner in (None, "rff") else learner,
+                                          propensity=propensity, n_folds=n_folds)
         config = RouterConfig(method=method, quality_learner=learner, scale=self.scale, standardize=self.standardize,
                               relevance=self.relevance if isinstance(self.relevance, FeatureRelevance)
                               else FeatureRelevance() if self.relevance else None)

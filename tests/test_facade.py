@@ -82,3 +82,30 @@ def test_kept_replicates_are_bootstrap_predicts_replicates(fitted):
 def test_progress_must_be_a_boolean():
     with pytest.raises(ValueError, match="progress must be True or False"):
         MetaRouter(progress="yes")
+
+
+def test_a_cate_learner_value_keeps_its_own_learners_and_learner_sets_psi_alone(tmp_path):
+    """``cate=TLearner(outcome=Ridge())`` fits Δ̂ with ridge arms whatever ``learner`` is: its Δ̂ equals the one of
+    ``cate="t", learner="ridge"`` (ridge everywhere), while ψ̂ is the default kernel's, not ridge's."""
+    from mrjax.cate import DRLearner, TLearner
+    from mrjax.learners import GradientBoostedTrees
+
+    F, label, gold = labelled_frame()
+    X = F.to_numpy()
+    value = MetaRouter(cate=TLearner(outcome=Ridge()), relevance=False, progress=False)
+    named = MetaRouter(cate="t", learner="ridge", relevance=False, progress=False)
+    assert value.config.method.cate.outcome == Ridge()
+    assert value.config.quality_learner != Ridge() and named.config.quality_learner == Ridge()
+    for r in (value, named):
+        r.fit(X[gold], label[gold], X[~gold], label[~gold])
+    np.testing.assert_allclose(value.effect(X), named.effect(X), rtol=0, atol=1e-6)
+    assert np.abs(value.quality_gain(X) - named.quality_gain(X)).max() > 1e-3  # ψ̂ by another learner
+    value.save(str(tmp_path / "r"))
+    loaded = MetaRouter.load(str(tmp_path / "r"))
+    assert loaded.config == value.config and np.array_equal(loaded.effect(X), value.effect(X))
+    gbt = GradientBoostedTrees(n_trees=20, depth=2)
+    assert MetaRouter(cate=DRLearner(outcome=gbt)).config.method.cate.outcome == gbt
+    for wrong, match in (({"n_folds": 0}, "n_folds=0 would be ignored"),
+                         ({"propensity": "gbt"}, "propensity='gbt' would be ignored")):
+        with pytest.raises(ValueError, match=match):
+            MetaRouter(cate=DRLearner(), **wrong)
