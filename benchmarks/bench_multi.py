@@ -158,7 +158,8 @@ def main(argv=None):
                     d = Q[a].mean(1) - np.asarray(row["per_run"][:args.runs])
                     paired[f"{a} - {tag}:{b}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(args.runs))}
     result = {
-        "benchmark": "bench_multi", "cate": args.cate, "pair_with": os.path.basename(args.pair_with or "") or None, "meta": run_meta(), "runs": args.runs, "learner": args.learner,
+        "benchmark": "bench_multi", "meta": run_meta(), "runs": args.runs, "learner": args.learner, "cate": args.cate,
+        "pair_with": os.path.basename(args.pair_with) if args.pair_with else None,
         "standardize": args.standardize, "n_gold": args.n_gold, "n_test": args.n_test,
         "n_preference": N - args.n_test - args.n_gold, "models": list(base.models), "reference": REFERENCE,
         "budgets_mean": np.mean(budgets_all, 0).tolist(), "rows": rows, "paired": paired,

@@ -272,8 +272,7 @@ def render_multi(result: dict) -> list[str]:
         "`rf:…`: the authors' random-forest pipeline on each model's gains (`_rf.py`); `best single model`: the best one model "
         "within each budget, chosen on the test labels; `oracle`: the best model per question in hindsight. "
         "Paired differences ± se over runs"
-        + (f"; `{result['pair_with']}:…` rows are that file's runs on the same splits." if result.get("pair_with") else ".")
-        ,
+        + (f"; `{result['pair_with']}:…` rows are that file's runs on the same splits." if result.get("pair_with") else "."),
         "",
         "| method | mean quality over budgets |",
         "|---|---|",

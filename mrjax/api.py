@@ -290,11 +290,13 @@ class MetaRouter:
         if method.estimates_bias and self.cate is not None and not isinstance(self.cate, str):
             # A CATE learner value is used as given: its outcome, effect and propensity learners and folds
             # are the user's choice, and ``learner`` is ψ̂'s alone. Settings that would be ignored are refused.
-            ignored = [f"{name}={getattr(self, name)!r}" for name, default in (("propensity", "logistic"), ("n_folds", 5))
-                       if not (isinstance(getattr(self, name), type(default)) and getattr(self, name) == default)]
+            defaults = dict(zip(_PARAMS, MetaRouter.__init__.__defaults__))
+            ignored = [f"{name}={getattr(self, name)!r}" for name in ("propensity", "n_folds")
+                       if not (type(getattr(self, name)) is type(defaults[name]) and getattr(self, name) == defaults[name])]
             if ignored:
-                raise ValueError(f"{', '.join(ignored)} would be ignored: a CATE learner value (cate={type(self.cate).__name__}(…)) "
-                                 "keeps its own propensity and folds; set them on that value")
+                raise ValueError(f"{', '.join(ignored)} would be ignored: a CATE learner value "
+                                 f"(cate={type(self.cate).__name__}(…)) keeps its own propensity and folds; "
+                                 "set them on that value")
         else:
             method = method.with_learners(outcome=learner, effect=None if self.learner in (None, "rff") else learner,
                                           propensity=propensity, n_folds=n_folds)
