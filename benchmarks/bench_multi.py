@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _meta import run_meta, write_result  # noqa: E402
+from _paired import paired_differences  # noqa: E402
 from _rf import rf_quality  # noqa: E402
 
 METHODS = ("meta", "meta_dr", "golden", "preference", "pooled")
@@ -137,12 +138,9 @@ def main(argv=None):
     Q = {m: np.stack(v) for m, v in quality.items()}  # (R, T)
     rows = {m: {"mean_quality": float(Q[m].mean()), "se": float(Q[m].mean(1).std(ddof=1) / np.sqrt(args.runs)),
                 "by_budget": Q[m].mean(0).tolist(), "per_run": Q[m].mean(1).tolist()} for m in names}
-    pairs = [(a, b) for a in ("meta", "meta_dr") for b in names if b != a and not (a == "meta_dr" and b == "meta")]
-    paired = {}
-    for a, b in pairs:
-        if a in Q and b in Q:
-            d = Q[a].mean(1) - Q[b].mean(1)
-            paired[f"{a} - {b}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(args.runs))}
+    per_run = {m: Q[m].mean(1) for m in names}  # each run's quality averaged over the budgets
+    pairs = [(a, b) for a in ("meta", "meta_dr") for b in names
+             if a in Q and b != a and not (a == "meta_dr" and b == "meta")]
     if args.pair_with:
         with open(args.pair_with) as f:
             other = json.load(f)
@@ -152,11 +150,10 @@ def main(argv=None):
             raise SystemExit(f"--pair-with {args.pair_with}: not the same splits (n_gold, n_test, standardize, "
                              f"at least {args.runs} runs)")
         tag = os.path.basename(args.pair_with)
-        for a in ("meta", "meta_dr"):
-            for b, row in other["rows"].items():
-                if a in Q and b not in ("best single model", "oracle"):
-                    d = Q[a].mean(1) - np.asarray(row["per_run"][:args.runs])
-                    paired[f"{a} - {tag}:{b}"] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(args.runs))}
+        theirs = [f"{tag}:{b}" for b in other["rows"] if b not in ("best single model", "oracle")]
+        per_run.update({f"{tag}:{b}": np.asarray(row["per_run"][:args.runs]) for b, row in other["rows"].items()})
+        pairs += [(a, b) for a in ("meta", "meta_dr") if a in Q for b in theirs]
+    paired = paired_differences(per_run, pairs)
     result = {
         "benchmark": "bench_multi", "meta": run_meta(), "runs": args.runs, "learner": args.learner, "cate": args.cate,
         "pair_with": os.path.basename(args.pair_with) if args.pair_with else None,
