@@ -124,6 +124,79 @@ def test_one_hot_histograms_equal_the_segment_sums():
     assert float(jnp.sum(scatter[1])) == pytest.approx(6 * float(jnp.sum(h)), rel=1e-5)  # each row once per feature
 
 
+def test_split_sums_and_first_argmax_equal_cumulative_sums_and_argmax():
+    """The split search's left/right sums (one masked product) equal cumulative sums from either end, and its
+    argmax (a max and a min) picks numpy's first maximum, ties included."""
+    from mrjax.learners._trees import _first_argmax, _split_sums
+
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(3, 4, 16)).astype(np.float32)
+    left, right = _split_sums(jnp.asarray(S))
+    np.testing.assert_allclose(left, np.cumsum(S, -1)[..., :-1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(right, np.cumsum(S[..., ::-1], -1)[..., ::-1][..., 1:], rtol=1e-5, atol=1e-5)
+    x = rng.integers(0, 4, size=(50, 12)).astype(np.float32)  # many ties
+    x[0] = -np.inf
+    x[1, 3] = np.inf
+    np.testing.assert_array_equal(_first_argmax(jnp.asarray(x)), np.argmax(x, axis=1))
+
+
+def test_forest_nodes_are_offered_exactly_max_features_features():
+    """``max_features`` draws k features per node: each mask holds exactly k, and with one feature of five
+    offered, the roots of 60 trees split on the one informative feature about a fifth of the time (bounds:
+    Binomial(60, 0.2) ± 3 sd), where with every feature offered they all do."""
+    from mrjax.learners._trees import _feature_subsets
+
+    masks = _feature_subsets(jax.random.key(0), 4, 7, 3)
+    assert [m.shape for m in masks] == [(1, 7), (2, 7), (4, 7), (8, 7)]
+    assert all(bool(jnp.all(m.sum(1) == 3)) for m in masks)
+    X, y = _data(n=400)
+    roots = {}
+    for share in (0.2, 1.0):
+        rf = RandomForest(n_trees=60, depth=2, n_bins=16, max_features=share)
+        roots[share] = np.asarray(rf.fit(jax.random.key(1), X, y, jnp.ones_like(y)).feature[:, 0, 0])
+    assert np.all(roots[1.0] == 1)
+    count = int(np.sum(roots[0.2] == 1))
+    assert 12 - 3 * np.sqrt(60 * 0.2 * 0.8) <= count <= 12 + 3 * np.sqrt(60 * 0.2 * 0.8), roots[0.2]
+    assert len(set(roots[0.2].tolist())) == 5
+
+
+def test_deep_levels_on_few_rows_split_as_the_full_node_search_does():
+    """With more nodes than rows a level searches the occupied nodes only; padding the rows with zero-gradient,
+    zero-hessian rows (so that no level has more nodes than rows) gives the same splits and leaves."""
+    from mrjax.learners._trees import _binned, _grow
+
+    X, y = _data(n=60, d=4)
+    e = quantile_edges(X, jnp.ones(60), 16)
+    h = jax.random.poisson(jax.random.key(2), 1.0, (60,)).astype(jnp.float32)
+    g = -h * (y - jnp.sum(h * y) / jnp.sum(h))
+    pad = jnp.zeros((200,), jnp.float32)
+    Xp = jnp.concatenate([X, jnp.zeros((200, 4), jnp.float32)])
+    few = _grow(_binned(X, e, 16), g, h, 8, 16, 0.01, 1.0, oblivious=False)
+    many = _grow(_binned(Xp, e, 16), jnp.concatenate([g, pad]), jnp.concatenate([h, pad]), 8, 16, 0.01, 1.0,
+                 oblivious=False)
+    occupied = np.zeros((8, 128), bool)  # the padding rows sit in nodes of their own; compare the real rows' nodes
+    bins, node = np.asarray(bin_features(e, X)), np.zeros(60, int)
+    for level in range(8):
+        occupied[level, np.unique(node)] = True
+        f, t = np.asarray(few[0][level]), np.asarray(few[1][level])
+        node = node + (bins[np.arange(60), f[node]] > t[node]) * 2 ** level
+    for a, b in zip(few[:2], many[:2]):
+        np.testing.assert_array_equal(np.where(occupied, a, -1), np.where(occupied, b, -1))
+    np.testing.assert_array_equal(few[2], many[2][:60])
+    assert int(np.sum(occupied[7])) < 60 < 128  # the deepest level had more nodes than rows
+
+
+def test_empty_children_never_give_nan_even_without_penalties():
+    """With ``l2 = 0`` and ``min_child_weight = 0`` an empty child or leaf would divide 0 by 0: the gain counts
+    it as 0 and the leaf predicts no change (boosting) or the tree's mean (forest), so predictions stay finite
+    off the training rows."""
+    X, y = _data()
+    for model in (GradientBoostedTrees(n_trees=5, l2=0.0, min_child_weight=0.0),
+                  RandomForest(n_trees=5, depth=6, l2=0.0, min_child_weight=0.0)):
+        p = model.fit(jax.random.key(0), X, y, jnp.ones_like(y))
+        assert bool(jnp.all(jnp.isfinite(model.predict(p, 3 * X)))), type(model).__name__
+
+
 def test_a_depth_one_tree_finds_the_split_scikit_learn_finds():
     from sklearn.tree import DecisionTreeRegressor
 

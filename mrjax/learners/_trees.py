@@ -85,9 +85,8 @@ def _sums(b: _Binned, node: Array, g: Array, h: Array, m: int, n_bins: int) -> t
     n, d = b.bins.shape
     if b.cell is not None:
         index = jnp.repeat(node, d) * (d * n_bins) + b.cell
-        values = jnp.stack([jnp.repeat(g, d), jnp.repeat(h, d)], axis=1)
-        out = jax.ops.segment_sum(values, index, num_segments=m * d * n_bins).T.reshape(2, m, d, n_bins)
-        return out[0], out[1]
+        return tuple(jax.ops.segment_sum(jnp.repeat(v, d), index, num_segments=m * d * n_bins).reshape(m, d, n_bins)
+                     for v in (g, h))
     at = (node[:, None] == jnp.arange(m)[None, :]).astype(g.dtype)
     lhs = jnp.concatenate([at * g[:, None], at * h[:, None]], axis=1).T  # (2m, n)
 
@@ -99,6 +98,13 @@ def _sums(b: _Binned, node: Array, g: Array, h: Array, m: int, n_bins: int) -> t
     return out[:, 0].transpose(1, 0, 2), out[:, 1].transpose(1, 0, 2)
 
 
+def _split_sums(S: Array) -> tuple[Array, Array]:
+    """Left and right sums of every split of ``S (..., n_bins)``: cumulative sums of bins ≤ k and of bins > k
+    for k < n_bins − 1, the right ones accumulated from the right (never total − left, which cancels in
+    float32)."""
+    return jnp.cumsum(S, axis=-1)[..., :-1], jax.lax.cumsum(S, axis=S.ndim - 1, reverse=True)[..., 1:]
+
+
 def _leaf_sums(b: _Binned, node: Array, v: Array, leaves: int) -> Array:
     if b.cell is not None:
         return jax.ops.segment_sum(v, node, num_segments=leaves)
@@ -106,12 +112,12 @@ def _leaf_sums(b: _Binned, node: Array, v: Array, leaves: int) -> Array:
 
 
 def _grow(b: _Binned, g: Array, h: Array, depth: int, n_bins: int, l2, min_child_weight,
-          allowed: Array | None = None, oblivious: bool = True) -> tuple[Array, Array, Array]:
+          allowed: list[Array] | None = None, oblivious: bool = True) -> tuple[Array, Array, Array]:
     """One tree on gradients ``g`` and hessians ``h``, grown level by level. A split's score is the
     second-order gain (zero in a node whose lighter child weighs less than ``min_child_weight``).
     Oblivious: one (feature, threshold) per level, maximising the gain summed over its nodes. Otherwise
-    each node takes its own best split, and a node with no positive gain does not split. ``allowed
-    (depth, 2**(depth-1), d)`` masks the features offered to each node. Returns ``feature`` and
+    each node takes its own best split, and a node with no positive gain does not split. ``allowed``, one
+    ``(2**level, d)`` mask per level, marks the features offered to each node. Returns ``feature`` and
     ``threshold`` ``(depth, 2**(depth-1))`` (node k of a level at position k; a row goes right iff its bin
     exceeds the threshold) and each row's leaf ``(n,)``."""
     n, d = b.bins.shape
@@ -120,29 +126,66 @@ def _grow(b: _Binned, g: Array, h: Array, depth: int, n_bins: int, l2, min_child
     feats, thrs = [], []
     for level in range(depth):
         m = 2 ** level
-        G, H = _sums(b, node, g, h, m, n_bins)
-        GL, HL = jnp.cumsum(G, axis=-1)[..., :-1], jnp.cumsum(H, axis=-1)[..., :-1]  # bins ≤ b go left
-        # Right sums accumulate from the right (never total − left, which cancels in float32).
-        GR, HR = (jnp.flip(jnp.cumsum(jnp.flip(A, -1), -1), -1)[..., 1:] for A in (G, H))
-        Gt, Ht = G.sum(-1, keepdims=True), H.sum(-1, keepdims=True)
-        gain = GL ** 2 / (HL + l2) + GR ** 2 / (HR + l2) - Gt ** 2 / (Ht + l2)
-        gain = jnp.where((HL >= min_child_weight) & (HR >= min_child_weight), gain, 0.0)  # (m, d, B − 1)
-        if allowed is not None:
-            gain = jnp.where(allowed[level, :m, :, None], gain, -jnp.inf)
-        if oblivious:
-            best = jnp.argmax(jnp.sum(gain, axis=0).reshape(-1))
+        mask = None if allowed is None else allowed[level]
+        if m > n:  # more nodes than rows: histograms of the occupied nodes only, in slots 0 … n − 1
+            occupied = jax.ops.segment_sum(jnp.ones_like(node), node, num_segments=m) > 0
+            position = jnp.nonzero(occupied, size=n, fill_value=m)[0]  # each slot's node (m: an unused slot)
+            G, H = _sums(b, (jnp.cumsum(occupied) - 1)[node], g, h, n, n_bins)
+            mask = None if mask is None else mask[jnp.minimum(position, m - 1)]
+        else:
+            position = jnp.arange(m)
+            G, H = _sums(b, node, g, h, m, n_bins)
+        if oblivious:  # (an empty node's gains are 0, so the unlisted nodes change no sum)
+            best = _first_argmax(jnp.sum(_gains(G, H, l2, min_child_weight, mask), axis=0).reshape(-1))
             f_idx = jnp.full((width,), best // (n_bins - 1))
             t_idx = jnp.full((width,), best % (n_bins - 1))
-        else:
-            flat = gain.reshape(m, -1)
-            best = jnp.argmax(flat, axis=1)
-            split = jnp.take_along_axis(flat, best[:, None], axis=1)[:, 0] > 0
-            f_idx = jnp.zeros((width,), jnp.int32).at[:m].set(best // (n_bins - 1))
-            t_idx = jnp.full((width,), n_bins - 1).at[:m].set(jnp.where(split, best % (n_bins - 1), n_bins - 1))
+        else:  # a node not listed (empty) does not split
+            best, top = _best_splits(G, H, l2, min_child_weight, mask)
+            f_idx = jnp.zeros((width,), jnp.int32).at[position].set(best // (n_bins - 1), mode="drop")
+            t_idx = jnp.full((width,), n_bins - 1).at[position].set(
+                jnp.where(top > 0, best % (n_bins - 1), n_bins - 1), mode="drop")
         feats.append(f_idx)
         thrs.append(t_idx)
         node = node + _goes_right(b.bins, f_idx, t_idx, node) * m
     return jnp.stack(feats).astype(jnp.int32), jnp.stack(thrs).astype(jnp.int32), node
+
+
+def _gains(G: Array, H: Array, l2, min_child_weight, allowed: Array | None) -> Array:
+    """``(m, d, n_bins − 1)`` gain of each split of each node (``-inf`` for a feature not offered)."""
+    (GL, GR), (HL, HR) = _split_sums(G), _split_sums(H)  # bins ≤ k go left
+    Gt, Ht = G.sum(-1, keepdims=True), H.sum(-1, keepdims=True)
+    gain = GL ** 2 / (HL + l2) + GR ** 2 / (HR + l2) - Gt ** 2 / (Ht + l2)
+    # A child of zero hessian with l2 = 0 would give 0 / 0 (and its parent too when both are empty).
+    valid = (HL >= min_child_weight) & (HR >= min_child_weight) & (HL + l2 > 0) & (HR + l2 > 0)
+    gain = jnp.where(valid, gain, 0.0)
+    return gain if allowed is None else jnp.where(allowed[:, :, None], gain, -jnp.inf)
+
+
+def _best_splits(G: Array, H: Array, l2, min_child_weight, allowed: Array | None) -> tuple[Array, Array]:
+    """Each node's best split (flat index feature · (n_bins − 1) + threshold) and its gain."""
+    flat = _gains(G, H, l2, min_child_weight, allowed).reshape(G.shape[0], -1)
+    i = _first_argmax(flat)
+    return i, jnp.take_along_axis(flat, i[:, None], axis=1)[:, 0]
+
+
+def _ratio(num: Array, den: Array, empty) -> Array:
+    """``num / den``, and ``empty`` where ``den`` is 0 (an empty node or leaf with ``l2 = 0``), never NaN."""
+    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), empty)
+
+
+def _first_argmax(x: Array) -> Array:
+    """``jnp.argmax`` along the last axis (the first maximum) for arrays without NaN, as a max and a min:
+    XLA's CPU argmax is a variadic reduction about 4× slower than the two plain ones."""
+    top = jnp.max(x, axis=-1, keepdims=True)
+    return jnp.min(jnp.where(x == top, jnp.arange(x.shape[-1]), x.shape[-1] - 1), axis=-1)
+
+
+def _feature_subsets(key: PRNGKey, depth: int, d: int, k: int) -> list[Array]:
+    """For each level, a ``(2**level, d)`` mask of ``k`` features drawn without replacement per node (those
+    with the ``k`` smallest uniforms; ties have probability zero)."""
+    u = jax.random.uniform(key, (2 ** depth - 1, d))
+    kth = jnp.sort(u, axis=-1)[:, k - 1:k]
+    return jnp.split(u <= kth, [2 ** level - 1 for level in range(1, depth)])
 
 
 def _goes_right(bins: Array, feature: Array, threshold: Array, node: Array) -> Array:
@@ -260,7 +303,7 @@ class GradientBoostedTrees:
             else:
                 feature, threshold, node = _grow(b, g, h, self.depth, self.n_bins, l2, mcw)
             leaves = 2 ** self.depth
-            leaf = -lr * _leaf_sums(b, node, g, leaves) / (_leaf_sums(b, node, h, leaves) + l2)
+            leaf = _ratio(-lr * _leaf_sums(b, node, g, leaves), _leaf_sums(b, node, h, leaves) + l2, 0.0)
             return f + leaf[node], (feature, threshold, leaf)
 
         _, (feature, threshold, leaf) = jax.lax.scan(tree, jnp.full(y.shape, base, X.dtype),
@@ -318,13 +361,12 @@ class RandomForest:
         def tree(_, key_t):
             k_w, k_f = jax.random.split(key_t)
             w = weight * jax.random.poisson(k_w, 1.0, (n,)).astype(X.dtype)
-            ranks = jnp.argsort(jax.random.uniform(k_f, (self.depth, 2 ** (self.depth - 1), d)), axis=-1)
-            allowed = ranks < k  # k random features per node
+            allowed = None if k == d else _feature_subsets(k_f, self.depth, d, k)
             total = jnp.maximum(jnp.sum(w), 1e-12)
             mean = jnp.sum(w * y) / total
             feature, threshold, node = _grow(b, -w * (y - mean), w, self.depth, self.n_bins, l2, mcw, allowed,
                                              oblivious=False)
-            leaf = (_leaf_sums(b, node, w * y, leaves) + l2 * mean) / (_leaf_sums(b, node, w, leaves) + l2)
+            leaf = _ratio(_leaf_sums(b, node, w * y, leaves) + l2 * mean, _leaf_sums(b, node, w, leaves) + l2, mean)
             return None, (feature, threshold, leaf / self.n_trees)
 
         _, (feature, threshold, leaf) = jax.lax.scan(tree, None, jax.random.split(key, self.n_trees))
