@@ -130,7 +130,8 @@ def run_task(label, make, seeds, learners, kept=None):
             out[name]["seconds"].append(time.perf_counter() - t0)
             out[name]["rmse"].append(float(np.sqrt(np.mean((pred - ft) ** 2))))
     summary = {}
-    best_sk = min(SKLEARN, key=lambda k: np.mean(out[k]["rmse"])) if all(k in out for k in SKLEARN) else None
+    present = [k for k in SKLEARN if k in out]  # the better of the scikit-learn regressors run
+    best_sk = min(present, key=lambda k: np.mean(out[k]["rmse"])) if present else None
     for name, r in out.items():
         rm = np.asarray(r["rmse"])
         sec = np.asarray(r["seconds"])
