@@ -146,9 +146,22 @@ def test_forest_nodes_are_offered_exactly_max_features_features():
     Binomial(60, 0.2) ± 3 sd), where with every feature offered they all do."""
     from mrjax.learners._trees import _feature_subsets
 
-    masks = _feature_subsets(jax.random.key(0), 4, 7, 3)
-    assert [m.shape for m in masks] == [(1, 7), (2, 7), (4, 7), (8, 7)]
-    assert all(bool(jnp.all(m.sum(1) == 3)) for m in masks)
+    subsets = _feature_subsets(jax.random.key(0), 4, 7, 3)
+    assert [f.shape for f in subsets] == [(1, 3), (2, 3), (4, 3), (8, 3)]
+    f = np.concatenate([np.asarray(a) for a in subsets])
+    assert np.all(np.diff(f, axis=1) > 0) and f.min() >= 0 and f.max() < 7  # three distinct features, ascending
+    # The scan over the offered features' histograms picks what the full scan picks with the others masked out.
+    from mrjax.learners._trees import _best_splits, _gains
+
+    rng = np.random.default_rng(0)
+    G = jnp.asarray(rng.normal(size=(8, 7, 16)), jnp.float32)
+    H = jnp.asarray(rng.uniform(0.5, 2.0, size=(8, 7, 16)), jnp.float32)
+    i, top = _best_splits(G, H, 0.1, 1.0, subsets[3])
+    offered = np.zeros((8, 7), bool)
+    offered[np.arange(8)[:, None], np.asarray(subsets[3])] = True
+    masked = np.where(offered[:, :, None], np.asarray(_gains(G, H, 0.1, 1.0)), -np.inf).reshape(8, -1)
+    np.testing.assert_array_equal(i, masked.argmax(1))
+    np.testing.assert_allclose(top, masked.max(1), rtol=1e-6)
     X, y = _data(n=400)
     roots = {}
     for share in (0.2, 1.0):

@@ -112,12 +112,12 @@ def _leaf_sums(b: _Binned, node: Array, v: Array, leaves: int) -> Array:
 
 
 def _grow(b: _Binned, g: Array, h: Array, depth: int, n_bins: int, l2, min_child_weight,
-          allowed: list[Array] | None = None, oblivious: bool = True) -> tuple[Array, Array, Array]:
+          offered: list[Array] | None = None, oblivious: bool = True) -> tuple[Array, Array, Array]:
     """One tree on gradients ``g`` and hessians ``h``, grown level by level. A split's score is the
     second-order gain (zero in a node whose lighter child weighs less than ``min_child_weight``).
     Oblivious: one (feature, threshold) per level, maximising the gain summed over its nodes. Otherwise
-    each node takes its own best split, and a node with no positive gain does not split. ``allowed``, one
-    ``(2**level, d)`` mask per level, marks the features offered to each node. Returns ``feature`` and
+    each node takes its own best split, and a node with no positive gain does not split; ``offered``, one
+    ``(2**level, k)`` array per level, lists the features offered to each node (ascending). Returns ``feature`` and
     ``threshold`` ``(depth, 2**(depth-1))`` (node k of a level at position k; a row goes right iff its bin
     exceeds the threshold) and each row's leaf ``(n,)``."""
     n, d = b.bins.shape
@@ -126,21 +126,21 @@ def _grow(b: _Binned, g: Array, h: Array, depth: int, n_bins: int, l2, min_child
     feats, thrs = [], []
     for level in range(depth):
         m = 2 ** level
-        mask = None if allowed is None else allowed[level]
+        features = None if offered is None else offered[level]
         if m > n:  # more nodes than rows: histograms of the occupied nodes only, in slots 0 … n − 1
             occupied = jax.ops.segment_sum(jnp.ones_like(node), node, num_segments=m) > 0
             position = jnp.nonzero(occupied, size=n, fill_value=m)[0]  # each slot's node (m: an unused slot)
             G, H = _sums(b, (jnp.cumsum(occupied) - 1)[node], g, h, n, n_bins)
-            mask = None if mask is None else mask[jnp.minimum(position, m - 1)]
+            features = None if features is None else features[jnp.minimum(position, m - 1)]
         else:
             position = jnp.arange(m)
             G, H = _sums(b, node, g, h, m, n_bins)
         if oblivious:  # (an empty node's gains are 0, so the unlisted nodes change no sum)
-            best = _first_argmax(jnp.sum(_gains(G, H, l2, min_child_weight, mask), axis=0).reshape(-1))
+            best = _first_argmax(jnp.sum(_gains(G, H, l2, min_child_weight), axis=0).reshape(-1))
             f_idx = jnp.full((width,), best // (n_bins - 1))
             t_idx = jnp.full((width,), best % (n_bins - 1))
         else:  # a node not listed (empty) does not split
-            best, top = _best_splits(G, H, l2, min_child_weight, mask)
+            best, top = _best_splits(G, H, l2, min_child_weight, features)
             f_idx = jnp.zeros((width,), jnp.int32).at[position].set(best // (n_bins - 1), mode="drop")
             t_idx = jnp.full((width,), n_bins - 1).at[position].set(
                 jnp.where(top > 0, best % (n_bins - 1), n_bins - 1), mode="drop")
@@ -150,22 +150,28 @@ def _grow(b: _Binned, g: Array, h: Array, depth: int, n_bins: int, l2, min_child
     return jnp.stack(feats).astype(jnp.int32), jnp.stack(thrs).astype(jnp.int32), node
 
 
-def _gains(G: Array, H: Array, l2, min_child_weight, allowed: Array | None) -> Array:
-    """``(m, d, n_bins − 1)`` gain of each split of each node (``-inf`` for a feature not offered)."""
+def _gains(G: Array, H: Array, l2, min_child_weight) -> Array:
+    """``(m, d, n_bins − 1)`` gain of each split of each node."""
     (GL, GR), (HL, HR) = _split_sums(G), _split_sums(H)  # bins ≤ k go left
     Gt, Ht = G.sum(-1, keepdims=True), H.sum(-1, keepdims=True)
     gain = GL ** 2 / (HL + l2) + GR ** 2 / (HR + l2) - Gt ** 2 / (Ht + l2)
     # A child of zero hessian with l2 = 0 would give 0 / 0 (and its parent too when both are empty).
     valid = (HL >= min_child_weight) & (HR >= min_child_weight) & (HL + l2 > 0) & (HR + l2 > 0)
-    gain = jnp.where(valid, gain, 0.0)
-    return gain if allowed is None else jnp.where(allowed[:, :, None], gain, -jnp.inf)
+    return jnp.where(valid, gain, 0.0)
 
 
-def _best_splits(G: Array, H: Array, l2, min_child_weight, allowed: Array | None) -> tuple[Array, Array]:
-    """Each node's best split (flat index feature · (n_bins − 1) + threshold) and its gain."""
-    flat = _gains(G, H, l2, min_child_weight, allowed).reshape(G.shape[0], -1)
+def _best_splits(G: Array, H: Array, l2, min_child_weight, features: Array | None) -> tuple[Array, Array]:
+    """Each node's best split (flat index feature · (n_bins − 1) + threshold) and its gain; with ``features
+    (m, k)`` (ascending), among those features only, whose histograms alone are scanned."""
+    if features is not None:
+        G, H = (jnp.take_along_axis(A, features[:, :, None], axis=1) for A in (G, H))
+    flat = _gains(G, H, l2, min_child_weight).reshape(G.shape[0], -1)
     i = _first_argmax(flat)
-    return i, jnp.take_along_axis(flat, i[:, None], axis=1)[:, 0]
+    top = jnp.take_along_axis(flat, i[:, None], axis=1)[:, 0]
+    if features is not None:
+        B = G.shape[-1] - 1
+        i = jnp.take_along_axis(features, (i // B)[:, None], axis=1)[:, 0] * B + i % B
+    return i, top
 
 
 def _ratio(num: Array, den: Array, empty) -> Array:
@@ -181,11 +187,14 @@ def _first_argmax(x: Array) -> Array:
 
 
 def _feature_subsets(key: PRNGKey, depth: int, d: int, k: int) -> list[Array]:
-    """For each level, a ``(2**level, d)`` mask of ``k`` features drawn without replacement per node (those
-    with the ``k`` smallest uniforms; ties have probability zero)."""
+    """For each level, ``(2**level, k)`` features drawn without replacement per node, ascending (those with the
+    ``k`` smallest uniforms; ties have probability zero)."""
     u = jax.random.uniform(key, (2 ** depth - 1, d))
-    kth = jnp.sort(u, axis=-1)[:, k - 1:k]
-    return jnp.split(u <= kth, [2 ** level - 1 for level in range(1, depth)])
+    drawn = u <= jnp.sort(u, axis=-1)[:, k - 1:k]
+    slot = jnp.where(drawn, jnp.cumsum(drawn, axis=-1) - 1, k)  # a drawn feature's rank among the drawn
+    features = jnp.zeros((u.shape[0], k), jnp.int32).at[jnp.arange(u.shape[0])[:, None], slot].set(
+        jnp.broadcast_to(jnp.arange(d, dtype=jnp.int32), u.shape), mode="drop")
+    return jnp.split(features, [2 ** level - 1 for level in range(1, depth)])
 
 
 def _goes_right(bins: Array, feature: Array, threshold: Array, node: Array) -> Array:
@@ -361,10 +370,10 @@ class RandomForest:
         def tree(_, key_t):
             k_w, k_f = jax.random.split(key_t)
             w = weight * jax.random.poisson(k_w, 1.0, (n,)).astype(X.dtype)
-            allowed = None if k == d else _feature_subsets(k_f, self.depth, d, k)
+            offered = None if k == d else _feature_subsets(k_f, self.depth, d, k)
             total = jnp.maximum(jnp.sum(w), 1e-12)
             mean = jnp.sum(w * y) / total
-            feature, threshold, node = _grow(b, -w * (y - mean), w, self.depth, self.n_bins, l2, mcw, allowed,
+            feature, threshold, node = _grow(b, -w * (y - mean), w, self.depth, self.n_bins, l2, mcw, offered,
                                              oblivious=False)
             leaf = _ratio(_leaf_sums(b, node, w * y, leaves) + l2 * mean, _leaf_sums(b, node, w, leaves) + l2, mean)
             return None, (feature, threshold, leaf / self.n_trees)
