@@ -389,3 +389,31 @@ def test_logistic_reaches_sklearns_optimum_on_hard_propensities(design):
     f_sk = _logloss(X, y, w, sk.intercept_[0], sk.coef_[0], penalty)
     assert f_ours <= f_sk + 1e-3, (f_ours, f_sk)
     assert float(ours.grad_norm) < 1e-3
+
+
+def _offset_data(n=300, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    y = (np.sin(2 * X[:, 0]) + X[:, 1] * (X[:, 2] > 0) + 0.1 * rng.normal(size=n)).astype(np.float32)
+    return X, y, rng.poisson(1.0, n).astype(np.float32)
+
+
+@pytest.mark.parametrize("learner, x_offset", [(Ridge(penalty=1.0), 1e3), (RandomFeatureRidge(), None),
+                                               (Logistic(), 1e3)], ids=["ridge", "rff", "logistic"])
+def test_an_offset_far_above_the_spread_leaves_the_fit_unchanged(learner, x_offset):
+    """A label offset of 10³ (a random-feature basis: of the labels only; its phases are uniform, so a
+    feature offset only redraws it) and a feature offset of 10³ give the same predictions, less the offset,
+    within 1% of the labels' spread. Float32 stores the shifted values to ~3e-5 (half a unit in the last
+    place at 10³), which a smoother whose rows' absolute weights sum to O(10) turns into ~1e-3; before the
+    fits took the weighted means out first, Σ w y² − Σw·ȳ² cancelled and the random-feature ridge missed by
+    ~10 at 10³ (~200 at 10⁴), the ridge on shifted features by ~1, and the logistic fit gave NaN."""
+    X, y, w = _offset_data()
+    if learner.task == "classification":
+        y = (y > np.median(y)).astype(np.float32)
+    fit = lambda X_, y_: np.asarray(learner.predict(learner.fit(jax.random.key(1), jnp.asarray(X_), jnp.asarray(y_),
+                                                                jnp.asarray(w)), jnp.asarray(X_)))
+    base = fit(X, y)
+    if learner.task == "regression":
+        np.testing.assert_allclose(fit(X, y + np.float32(1e3)) - 1e3, base, atol=0.01 * y.std())
+    if x_offset is not None:
+        np.testing.assert_allclose(fit(X + np.float32(x_offset), y), base, atol=0.01 * y.std())

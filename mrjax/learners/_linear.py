@@ -40,6 +40,25 @@ def _design(fmap: FeatureMap, fparams: FeatureParams, X: Array) -> Array:
     return jnp.concatenate([jnp.ones((Z.shape[0], 1), Z.dtype), Z], axis=1)
 
 
+def weighted_mean(v: Array, w: Array) -> Array:
+    """The weighted mean of ``v`` over its rows (0 where the weights sum to 0). Fits take it out of the labels
+    (and a linear model out of its features) before any sum of squares: an offset far above the spread would
+    otherwise cancel in float32 (``Σ w y² − Σw · ȳ²``), and the unpenalised intercept takes it back exactly."""
+    sw = jnp.sum(w)
+    return jnp.matmul(w, v, precision="highest") / jnp.where(sw > 0, sw, 1.0)
+
+
+def _centred_design(fmap: FeatureMap, fparams: FeatureParams, X: Array, w: Array) -> tuple[Array, Array]:
+    """The design, with the features' weighted means (``weighted_mean``) taken out where the map is the
+    identity (an exact reparametrisation: the intercept is unpenalised), and those means (zeros for a
+    random Fourier basis, left as drawn: its cosines are bounded, its phases uniform)."""
+    if not isinstance(fmap, Identity):
+        Z = _design(fmap, fparams, X)
+        return Z, jnp.zeros((Z.shape[1] - 1,), Z.dtype)
+    x0 = weighted_mean(X, w)
+    return _design(fmap, fparams, X - x0[None, :]), x0
+
+
 def _penalty_diag(p: int, penalty: Array, dtype) -> Array:
     return jnp.concatenate([jnp.zeros((1,), dtype), jnp.full((p - 1,), 1.0, dtype) * penalty])
 
@@ -236,8 +255,10 @@ class Ridge:
         check_xyw(X, y, weight)
         hyper = self.hyper() if hyper is None else hyper
         fparams = self.features.init(key, X.shape[1], hyper)
-        Z = _design(self.features, fparams, X)
-        coef, pen = self._solve(*_moments(Z, y, weight), hyper["penalty"], Z, y, weight)
+        Z, x0 = _centred_design(self.features, fparams, X, weight)
+        y0 = weighted_mean(y, weight)
+        coef, pen = self._solve(*_moments(Z, y - y0, weight), hyper["penalty"], Z, y - y0, weight)
+        coef = coef.at[0].add(y0 - jnp.matmul(x0, coef[1:], precision="highest"))
         return LinearParams(coef, fparams, jnp.zeros((), Z.dtype), jnp.asarray(pen, Z.dtype))
 
     def predict(self, params: LinearParams, X: Array) -> Array:
@@ -262,7 +283,9 @@ class Ridge:
         check_xyw(X, y, weight)
         hyper = self.hyper() if hyper is None else hyper
         fparams = self.features.init(key, X.shape[1], hyper)
-        Z = _design(self.features, fparams, X)
+        Z, _ = _centred_design(self.features, fparams, X, weight)
+        y0 = weighted_mean(y, weight)  # one shift for every fold: each fold's intercept absorbs it
+        y = y - y0
         pad = lambda a: jnp.concatenate([a, jnp.zeros((1,) + a.shape[1:], a.dtype)])
         Zg, wg, yg = pad(Z)[folds.members], pad(weight)[folds.members], pad(y)[folds.members]
         Gk = jnp.einsum("kmp,kmq->kpq", Zg * wg[..., None], Zg, precision="highest")
@@ -294,7 +317,7 @@ class Ridge:
             coefs, used = jax.vmap(self._solve, in_axes=(0, 0, 0, 0, 0, None, None, 0))(
                 G, b, yy, w2, penalty, Z, y, train_w
             )
-        return jnp.sum(Z * coefs[folds.fold_id], axis=1), {**hyper, "penalty": used}
+        return jnp.sum(Z * coefs[folds.fold_id], axis=1) + y0, {**hyper, "penalty": used}
 
 
 GCV_GRID = tuple(10.0 ** (k / 2) for k in range(-10, 5))  # 1e-5 … 1e2, half decades (no JAX at import)
@@ -354,7 +377,7 @@ class Logistic:
         check_xyw(X, y, weight)
         hyper = self.hyper() if hyper is None else hyper
         fparams = self.features.init(key, X.shape[1], hyper)
-        Z = _design(self.features, fparams, X)
+        Z, x0 = _centred_design(self.features, fparams, X, weight)
         p = Z.shape[1]
         pen = _penalty_diag(p, hyper["penalty"], Z.dtype)
         ybar = jnp.clip(jnp.sum(weight * y) / jnp.sum(weight), 1e-6, 1 - 1e-6)
@@ -401,6 +424,7 @@ class Logistic:
             lambda s: (s[0] < self.n_iter) & ~s[2], step, (jnp.zeros((), jnp.int32), beta0, jnp.zeros((), bool))
         )
         g, _ = gradient(beta)
+        beta = beta.at[0].add(-jnp.matmul(x0, beta[1:], precision="highest"))  # on the raw features
         return LinearParams(beta, fparams, jnp.linalg.norm(g) / jnp.sum(weight), hyper["penalty"])
 
     def predict(self, params: LinearParams, X: Array) -> Array:

@@ -21,7 +21,8 @@ from mrjax._hyper import hyper_field
 from mrjax._typing import Array, Hyper, PRNGKey
 from mrjax.learners._base import check_xyw, positive_first, window
 from mrjax.learners._features import FeatureParams, RandomFourier, fast_cos
-from mrjax.learners._linear import GCV_GRID, Ridge, _best, _design, _gcv_score, _moments, _solve_psd, _spectrum
+from mrjax.learners._linear import (GCV_GRID, Ridge, _best, _design, _gcv_score, _moments, _solve_psd, _spectrum,
+                                    weighted_mean)
 
 
 class RelevanceParams(NamedTuple):
@@ -228,6 +229,9 @@ class FeatureRelevance:
             return {"lengthscale": hyper["lengthscale"], "held_out_z": hyper.get("held_out_z", jnp.full((), jnp.nan, X.dtype))}
         k_basis, k_rows, k_half, k_check = jax.random.split(key, 4)
         d = X.shape[1]
+        # The kernel is translation-invariant, its random basis only in distribution: an offset far above
+        # the spread swings every feature's phase as its length-scale moves, so the search runs centred.
+        X, y = X - weighted_mean(X, weight)[None, :], y - weighted_mean(y, weight)
         base = RandomFourier(self.search_features).init(k_basis, d, {"bandwidth": jnp.ones((), X.dtype) / jnp.sqrt(float(d))})
         omega, phase = base.frequencies, base.phase
         start = _start(X, y, weight, omega, phase, hyper)
@@ -288,18 +292,24 @@ class RelevanceRidge:
         d = X.shape[1]
         base = RandomFourier(self.n_features).init(key, d, {"bandwidth": jnp.ones((), X.dtype) / jnp.sqrt(float(d))})
         omega, phase = base.frequencies, base.phase  # ω ~ N(0, I): the frequencies at ℓ = 1
+        # Centred features and labels (``weighted_mean``): the basis is translation-invariant only in
+        # distribution, and an offset far above the spread swings every feature's phase as its length-scale
+        # moves during the search. The fitted phase takes the centre back, so ``predict`` reads raw features.
+        x0, y0 = weighted_mean(X, weight), weighted_mean(y, weight)
+        X, y = X - x0[None, :], y - y0
         if "lengthscale" in hyper:  # a refit with the tuning held fixed
             ell, penalty = jnp.broadcast_to(hyper["lengthscale"], (d,)), hyper["penalty"]
             grad_norm = criterion = jnp.zeros((), X.dtype)
         else:
             ell, grad_norm, criterion = self._search(X, y, weight, omega, phase, hyper)
-        fparams = FeatureParams(omega / ell[:, None], phase)
-        Z = _design(RandomFourier(self.n_features), fparams, X)
+        frequencies = omega / ell[:, None]
+        Z = _design(RandomFourier(self.n_features), FeatureParams(frequencies, phase), X)
         G, b, yy, w2 = _moments(Z, y, weight)
         if "lengthscale" not in hyper:  # the penalty on the full basis: the same leave-one-out criterion, on the grid
             _, penalty = Ridge(penalty_grid=GCV_GRID, criterion="loo")._solve(G, b, yy, w2, None, Z, y, weight)
         # One solver for the fit and for a refit on its reported tuning, so the two agree to the bit.
-        coef = _solve_psd(G, b, penalty)
+        coef = _solve_psd(G, b, penalty).at[0].add(y0)
+        fparams = FeatureParams(frequencies, phase - jnp.matmul(x0, frequencies, precision="highest"))
         return RelevanceParams(coef, fparams, grad_norm, jnp.asarray(penalty, X.dtype), ell, criterion)
 
     def _search(self, X, y, w, omega, phase, hyper):
