@@ -65,3 +65,11 @@ def window(order: Array, count: Array, t: Array, size: int) -> tuple[Array, Arra
     c = jnp.maximum(count, 1)
     rows = order[(t * size % c + jnp.arange(size)) % c]
     return rows, (jnp.arange(size) < count)
+
+
+def weighted_mean(v: Array, w: Array) -> Array:
+    """The weighted mean of ``v`` over its rows (0 where the weights sum to 0). Fits take it out of the labels
+    (and a linear model out of its features) before any sum of squares: an offset far above the spread would
+    otherwise cancel in float32 (``Σ w y² − Σw · ȳ²``), and the unpenalised intercept takes it back exactly."""
+    sw = jnp.sum(w)
+    return jnp.matmul(w, v, precision="highest") / jnp.where(sw > 0, sw, 1.0)

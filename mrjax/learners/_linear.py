@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from mrjax._typing import Array, Hyper, PRNGKey
 from mrjax.data._folds import Folds
 from mrjax._hyper import hyper_field
-from mrjax.learners._base import check_xyw
+from mrjax.learners._base import check_xyw, weighted_mean
 from mrjax.learners._features import FeatureParams, Identity, RandomFourier
 
 FeatureMap = Union[Identity, RandomFourier]
@@ -38,14 +38,6 @@ class LinearParams(NamedTuple):
 def _design(fmap: FeatureMap, fparams: FeatureParams, X: Array) -> Array:
     Z = fmap.apply(fparams, X)
     return jnp.concatenate([jnp.ones((Z.shape[0], 1), Z.dtype), Z], axis=1)
-
-
-def weighted_mean(v: Array, w: Array) -> Array:
-    """The weighted mean of ``v`` over its rows (0 where the weights sum to 0). Fits take it out of the labels
-    (and a linear model out of its features) before any sum of squares: an offset far above the spread would
-    otherwise cancel in float32 (``Σ w y² − Σw · ȳ²``), and the unpenalised intercept takes it back exactly."""
-    sw = jnp.sum(w)
-    return jnp.matmul(w, v, precision="highest") / jnp.where(sw > 0, sw, 1.0)
 
 
 def _centred_design(fmap: FeatureMap, fparams: FeatureParams, X: Array, w: Array) -> tuple[Array, Array]:

@@ -14,7 +14,7 @@ import optax
 
 from mrjax._typing import Array, Hyper, PRNGKey
 from mrjax._hyper import hyper_field
-from mrjax.learners._base import check_xyw
+from mrjax.learners._base import check_xyw, weighted_mean
 
 
 class _Net(nn.Module):
@@ -32,12 +32,26 @@ class MLPParams(NamedTuple):
 
     Attributes
     ----------
-    variables : flax variables pytree.
-    loss_trace : (steps,) array of the mini-batch training loss (a diagnostic).
+    variables : flax variables pytree (of the network on standardised features and labels).
+    loss_trace : (steps,) array of the mini-batch training loss, on the standardised labels (a diagnostic).
+    center, scale : (d,) the features' weighted means and standard deviations the network's inputs are
+        standardised by (a constant feature: scale 1).
+    y_center, y_scale : () the same of the labels (regression; 0 and 1 for classification).
     """
 
     variables: Any
     loss_trace: Array
+    center: Array
+    scale: Array
+    y_center: Array
+    y_scale: Array
+
+
+def _spread(v: Array, w: Array) -> tuple[Array, Array]:
+    """The weighted mean and standard deviation of ``v`` over its rows (a zero deviation reads as 1)."""
+    mean = weighted_mean(v, w)
+    sd = jnp.sqrt(weighted_mean((v - mean[None]) ** 2, w))
+    return mean, jnp.where(sd > 0, sd, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +60,9 @@ class MLP:
 
     Mini-batches are drawn with probability proportional to the sample weights, so
     the stochastic gradient is unbiased for the weighted loss even when the weighted
-    rows are rare (e.g. 100 gold rows among 400k).
+    rows are rare (e.g. 100 gold rows among 400k). The network sees features standardised by their
+    weighted means and deviations, and regresses standardised labels: Adam's steps and the weight decay
+    then mean the same on any units (a label offset of 10³ or features offset by 10 broke the raw fit).
 
     Attributes
     ----------
@@ -78,6 +94,12 @@ class MLP:
         hyper = self.hyper() if hyper is None else hyper
         net = _Net(tuple(self.hidden))
         k_init, k_train = jax.random.split(key)
+        center, scale = _spread(X, weight)
+        if self.task == "regression":
+            y_center, y_scale = _spread(y, weight)
+        else:
+            y_center, y_scale = jnp.zeros((), y.dtype), jnp.ones((), y.dtype)
+        X, y = (X - center[None, :]) / scale[None, :], (y - y_center) / y_scale
         variables = net.init(k_init, X[:1])
         opt = optax.adam(hyper["learning_rate"])
         cdf = jnp.cumsum(weight)
@@ -102,8 +124,8 @@ class MLP:
 
         keys = jax.random.split(k_train, self.steps)
         (variables, _), trace = jax.lax.scan(step, (variables, opt.init(variables)), keys)
-        return MLPParams(variables, trace)
+        return MLPParams(variables, trace, center, scale, y_center, y_scale)
 
     def predict(self, params: MLPParams, X: Array) -> Array:
-        out = _Net(tuple(self.hidden)).apply(params.variables, X)
-        return out if self.task == "regression" else jax.nn.sigmoid(out)
+        out = _Net(tuple(self.hidden)).apply(params.variables, (X - params.center[None, :]) / params.scale[None, :])
+        return params.y_center + params.y_scale * out if self.task == "regression" else jax.nn.sigmoid(out)

@@ -19,10 +19,9 @@ import optax
 from mrjax._checks import finite, integer
 from mrjax._hyper import hyper_field
 from mrjax._typing import Array, Hyper, PRNGKey
-from mrjax.learners._base import check_xyw, positive_first, window
+from mrjax.learners._base import check_xyw, positive_first, weighted_mean, window
 from mrjax.learners._features import FeatureParams, RandomFourier, fast_cos
-from mrjax.learners._linear import (GCV_GRID, Ridge, _best, _design, _gcv_score, _moments, _solve_psd, _spectrum,
-                                    weighted_mean)
+from mrjax.learners._linear import GCV_GRID, Ridge, _best, _design, _gcv_score, _moments, _solve_psd, _spectrum
 
 
 class RelevanceParams(NamedTuple):
