@@ -106,6 +106,10 @@ def test_bad_tree_settings_are_refused_by_name():
             GradientBoostedTrees(**kwargs)
     with pytest.raises(ValueError, match="max_features must be a share"):
         RandomForest(max_features=0.0)
+    # Every node of every tree is stored: a size beyond 2**30 nodes is refused with the size and the deepest depth.
+    with pytest.raises(ValueError, match=r"n_trees=100, depth=24\) would store 100 × 2\*\*24 nodes .* at most 23"):
+        RandomForest(depth=24)
+    RandomForest(depth=23)
 
 
 def test_one_hot_histograms_equal_the_segment_sums():
@@ -166,7 +170,7 @@ def test_forest_nodes_are_offered_exactly_max_features_features():
     roots = {}
     for share in (0.2, 1.0):
         rf = RandomForest(n_trees=60, depth=2, n_bins=16, max_features=share)
-        roots[share] = np.asarray(rf.fit(jax.random.key(1), X, y, jnp.ones_like(y)).feature[:, 0, 0])
+        roots[share] = np.asarray(rf.fit(jax.random.key(1), X, y, jnp.ones_like(y)).feature[:, 0])
     assert np.all(roots[1.0] == 1)
     count = int(np.sum(roots[0.2] == 1))
     assert 12 - 3 * np.sqrt(60 * 0.2 * 0.8) <= count <= 12 + 3 * np.sqrt(60 * 0.2 * 0.8), roots[0.2]
@@ -187,16 +191,16 @@ def test_deep_levels_on_few_rows_split_as_the_full_node_search_does():
     few = _grow(_binned(X, e, 16), g, h, 8, 16, 0.01, 1.0, oblivious=False)
     many = _grow(_binned(Xp, e, 16), jnp.concatenate([g, pad]), jnp.concatenate([h, pad]), 8, 16, 0.01, 1.0,
                  oblivious=False)
-    occupied = np.zeros((8, 128), bool)  # the padding rows sit in nodes of their own; compare the real rows' nodes
+    occupied = np.zeros(255, bool)  # the padding rows sit in nodes of their own; compare the real rows' nodes
     bins, node = np.asarray(bin_features(e, X)), np.zeros(60, int)
-    for level in range(8):
-        occupied[level, np.unique(node)] = True
-        f, t = np.asarray(few[0][level]), np.asarray(few[1][level])
+    for level in range(8):  # node k of level l at 2**l − 1 + k
+        occupied[2 ** level - 1 + np.unique(node)] = True
+        f, t = np.asarray(few[0])[2 ** level - 1:], np.asarray(few[1])[2 ** level - 1:]
         node = node + (bins[np.arange(60), f[node]] > t[node]) * 2 ** level
     for a, b in zip(few[:2], many[:2]):
         np.testing.assert_array_equal(np.where(occupied, a, -1), np.where(occupied, b, -1))
     np.testing.assert_array_equal(few[2], many[2][:60])
-    assert int(np.sum(occupied[7])) < 60 < 128  # the deepest level had more nodes than rows
+    assert int(np.sum(occupied[127:])) < 60 < 128  # the deepest level had more nodes than rows
 
 
 def test_empty_children_never_give_nan_even_without_penalties():
@@ -217,8 +221,8 @@ def test_a_depth_one_tree_finds_the_split_scikit_learn_finds():
     gbt = GradientBoostedTrees(n_trees=1, depth=1, n_bins=64, learning_rate=1.0, l2=0.0)
     p = gbt.fit(jax.random.key(0), X, y, jnp.ones_like(y))
     ref = DecisionTreeRegressor(max_depth=1).fit(np.asarray(X), np.asarray(y))
-    assert int(p.feature[0, 0, 0]) == int(ref.tree_.feature[0]) == 1
-    edge = float(p.edges[1, int(p.threshold[0, 0, 0])])  # rows with x > edge go right
+    assert int(p.feature[0, 0]) == int(ref.tree_.feature[0]) == 1
+    edge = float(p.edges[1, int(p.threshold[0, 0])])  # rows with x > edge go right
     xs = np.sort(np.asarray(X[:, 1]))
     between = xs[(xs > min(edge, ref.tree_.threshold[0])) & (xs <= max(edge, ref.tree_.threshold[0]))]
     assert len(between) <= 400 / 64 + 1  # the same split to within one bin of rows
@@ -310,3 +314,35 @@ def test_friedman1_rmse_near_random_forest_regressor():
         ratios.append(ours / np.sqrt(np.mean((ref.predict(Xte) - yte) ** 2)))
     ratios = np.asarray(ratios)
     assert ratios.mean() < 1.03, f"RMSE ratios to RandomForestRegressor: {np.round(ratios, 3)}"
+
+
+@pytest.mark.slow
+def test_a_deep_forest_stores_each_node_once_and_predicts_by_walking_its_levels():
+    """Depth 20, the authors' scikit-learn setting: each tree stores its 2**20 − 1 nodes once (node k of level l
+    at 2**l − 1 + k; padded per level it was 20 · 2**19 a tree, 8.4 GB for 100 trees), a walk of those arrays
+    in numpy gives ``predict``'s values, and the deep levels do split: on 200 rows (about 126 distinct in each
+    tree's bag) the training rows reach more leaves than a depth-6 tree has (a target no shallow tree can
+    follow)."""
+    from mrjax.learners._trees import _leaf_of
+
+    X, _ = _data(n=200, d=5)
+    y = jnp.sin(4 * X[:, 0]) + X[:, 1] * X[:, 2]
+    w = jnp.ones_like(y)
+    deep = RandomForest(n_trees=3, depth=20)
+    p = deep.fit(jax.random.key(0), X, y, w)
+    assert p.feature.shape == p.threshold.shape == (3, 2 ** 20 - 1) and p.leaf.shape == (3, 2 ** 20)
+    Xq = X[:50] + 0.05
+    bins, f, t, leaf = (np.asarray(a) for a in (bin_features(p.edges, Xq), p.feature, p.threshold, p.leaf))
+    walked = np.zeros(50)
+    for tree in range(3):
+        node = np.zeros(50, int)
+        for level in range(20):
+            at = 2 ** level - 1 + node
+            node = node + (bins[np.arange(50), f[tree, at]] > t[tree, at]) * 2 ** level
+        walked += leaf[tree, node]
+    np.testing.assert_allclose(deep.predict(p, Xq), walked, rtol=1e-6, atol=1e-6)
+    # The deep levels split: some node below level 8 has a split (a threshold below the last bin), and the
+    # training rows reach more leaves than a depth-6 tree has.
+    assert (t[:, 2 ** 8 - 1:] < deep.n_bins - 1).any()
+    leaves = [len(np.unique(np.asarray(_leaf_of(bin_features(p.edges, X), p.feature[k], p.threshold[k])))) for k in range(3)]
+    assert min(leaves) > 2 ** 6, leaves

@@ -29,8 +29,9 @@ class TreeParams(NamedTuple):
     Attributes
     ----------
     edges : (d, n_bins − 1) bin edges per feature (a value above edge k is in bin k + 1 or higher).
-    feature, threshold : (T, D, 2**(D−1)) int32, the split of each node of each level of each tree (node k at
-        position k; all equal in an oblivious tree's level): a row goes right iff its bin > threshold.
+    feature, threshold : (T, 2**D − 1) int32, the split of each node of each tree, level by level (node k of
+        level l at ``2**l − 1 + k``; all equal in an oblivious tree's level): a row goes right iff its bin >
+        threshold. Stored without padding, so a deep forest holds ``2**D`` nodes a tree, not ``D · 2**(D−1)``.
     leaf : (T, 2**D) leaf values (already shrunk by the learning rate).
     base : () the starting prediction (weighted mean, or its logit).
     """
@@ -118,10 +119,9 @@ def _grow(b: _Binned, g: Array, h: Array, depth: int, n_bins: int, l2, min_child
     Oblivious: one (feature, threshold) per level, maximising the gain summed over its nodes. Otherwise
     each node takes its own best split, and a node with no positive gain does not split; ``offered``, one
     ``(2**level, k)`` array per level, lists the features offered to each node (ascending). Returns ``feature`` and
-    ``threshold`` ``(depth, 2**(depth-1))`` (node k of a level at position k; a row goes right iff its bin
+    ``threshold`` ``(2**depth − 1,)`` (node k of level l at ``2**l − 1 + k``; a row goes right iff its bin
     exceeds the threshold) and each row's leaf ``(n,)``."""
     n, d = b.bins.shape
-    width = 2 ** (depth - 1)
     node = jnp.zeros((n,), jnp.int32)
     feats, thrs = [], []
     for level in range(depth):
@@ -137,17 +137,17 @@ def _grow(b: _Binned, g: Array, h: Array, depth: int, n_bins: int, l2, min_child
             G, H = _sums(b, node, g, h, m, n_bins)
         if oblivious:  # (an empty node's gains are 0, so the unlisted nodes change no sum)
             best = _first_argmax(jnp.sum(_gains(G, H, l2, min_child_weight), axis=0).reshape(-1))
-            f_idx = jnp.full((width,), best // (n_bins - 1))
-            t_idx = jnp.full((width,), best % (n_bins - 1))
+            f_idx = jnp.full((m,), best // (n_bins - 1))
+            t_idx = jnp.full((m,), best % (n_bins - 1))
         else:  # a node not listed (empty) does not split
             best, top = _best_splits(G, H, l2, min_child_weight, features)
-            f_idx = jnp.zeros((width,), jnp.int32).at[position].set(best // (n_bins - 1), mode="drop")
-            t_idx = jnp.full((width,), n_bins - 1).at[position].set(
+            f_idx = jnp.zeros((m,), jnp.int32).at[position].set(best // (n_bins - 1), mode="drop")
+            t_idx = jnp.full((m,), n_bins - 1).at[position].set(
                 jnp.where(top > 0, best % (n_bins - 1), n_bins - 1), mode="drop")
         feats.append(f_idx)
         thrs.append(t_idx)
         node = node + _goes_right(b.bins, f_idx, t_idx, node) * m
-    return jnp.stack(feats).astype(jnp.int32), jnp.stack(thrs).astype(jnp.int32), node
+    return jnp.concatenate(feats).astype(jnp.int32), jnp.concatenate(thrs).astype(jnp.int32), node
 
 
 def _gains(G: Array, H: Array, l2, min_child_weight) -> Array:
@@ -208,10 +208,12 @@ def _window(b: _Binned, rows: Array, n_bins: int) -> _Binned:
 
 
 def _leaf_of(bins: Array, feature: Array, threshold: Array) -> Array:
-    """Each row's leaf in one tree (``feature``, ``threshold`` ``(D, 2**(D−1))``)."""
+    """Each row's leaf in one tree (``feature``, ``threshold`` ``(2**D − 1,)``, level ``l`` at ``2**l − 1 …``)."""
     node = jnp.zeros((bins.shape[0],), jnp.int32)
-    for level in range(feature.shape[0]):
-        node = node + _goes_right(bins, feature[level], threshold[level], node) * 2 ** level
+    depth = (feature.shape[0] + 1).bit_length() - 1
+    for level in range(depth):
+        at = slice(2 ** level - 1, 2 ** (level + 1) - 1)
+        node = node + _goes_right(bins, feature[at], threshold[at], node) * 2 ** level
     return node
 
 
@@ -236,6 +238,14 @@ def _check_shapes(obj) -> None:
             raise ValueError(f"{name} must be a positive integer, got {getattr(obj, name)!r}")
     if obj.n_bins < 2:
         raise ValueError(f"n_bins must be at least 2, got {obj.n_bins}")
+    if obj.n_trees * 2 ** obj.depth > _MAX_NODES:  # every node of every tree is stored (fixed shapes)
+        raise ValueError(f"{type(obj).__name__}(n_trees={obj.n_trees}, depth={obj.depth}) would store "
+                         f"{obj.n_trees} × 2**{obj.depth} nodes ({12 * obj.n_trees * 2 ** obj.depth / 1e9:.3g} GB): "
+                         f"trees have fixed shapes, so every node of every level is kept; use a depth of at most "
+                         f"{(_MAX_NODES // obj.n_trees).bit_length() - 1} for {obj.n_trees} trees")
+
+
+_MAX_NODES = 2 ** 30  # 12 GB of splits and leaves: 100 trees of depth 23
 
 
 @dataclasses.dataclass(frozen=True)
