@@ -323,7 +323,9 @@ def RandomFeatureRidge(
     ``penalty="gcv"`` (default) selects the penalty per fit by generalised
     cross-validation on the relative grid ``GCV_GRID``, ``"loo"`` by exact leave-one-out
     error on the same grid, ``"loo_1se"`` by the one-standard-error rule on it (see
-    :class:`Ridge`); a number fixes it.
+    :class:`Ridge`); a number fixes it. On a few raw features GCV, which gives every row the average
+    leverage, can pick a penalty so small that the fit swings between rows; ``"loo"`` does not
+    (``docs/design.md``).
     """
     if isinstance(penalty, str) and penalty not in CRITERIA:
         raise ValueError(f"penalty must be a number or one of {CRITERIA}, got {penalty!r}")
