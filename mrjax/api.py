@@ -328,8 +328,11 @@ class MetaRouter:
         """Fit on gold ``(X_G, r)`` and preference ``(X_P, y)`` data, or on a ready :class:`Dataset`.
 
         ``gold_sample_weight`` / ``preference_sample_weight`` are per-row sample weights (not λ,
-        which is the constructor's ``preference_weight``). ``all_gold_label`` (gold labels for
-        every pooled row) is needed only by ``"all_golden"``.
+        which is the constructor's ``preference_weight``). They count rows, as the bootstrap's do: a weight
+        of 2 counts the row twice (its copies stay in one cross-fitting fold) and 0 drops it, so their scale
+        matters (penalties are absolute, as scikit-learn's); weights that are only relative belong rescaled
+        to mean 1 within each source. ``all_gold_label`` (gold labels for every pooled row) is needed only
+        by ``"all_golden"``.
         """
         names = None
         if isinstance(gold_features, Dataset):

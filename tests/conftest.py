@@ -48,7 +48,8 @@ def pytest_configure(config):
         return
     cpus, n = sorted(os.sched_getaffinity(0)), int(worker["workercount"])
     if n <= len(cpus):
-        os.sched_setaffinity(0, cpus[int(worker["workerid"].removeprefix("gw"))::n])
+        # A worker that replaces a crashed one gets the next id (gw2 of 2): it takes the crashed one's share.
+        os.sched_setaffinity(0, cpus[int(worker["workerid"].removeprefix("gw")) % n::n])
 
 
 # Real data (RouteLLM's evaluations and the nine-model set): $MRJAX_DATA, by default ../shared/data

@@ -318,9 +318,9 @@ def test_friedman1_rmse_near_random_forest_regressor():
 
 @pytest.mark.slow
 def test_a_deep_forest_stores_each_node_once_and_predicts_by_walking_its_levels():
-    """Depth 20, the authors' scikit-learn setting: each tree stores its 2**20 − 1 nodes once (node k of level l
-    at 2**l − 1 + k; padded per level it was 20 · 2**19 a tree, 8.4 GB for 100 trees), a walk of those arrays
-    in numpy gives ``predict``'s values, and the deep levels do split: on 200 rows (about 126 distinct in each
+    """Each tree stores its 2**D − 1 nodes once (node k of level l at 2**l − 1 + k; padded per level it was
+    D · 2**(D−1) a tree: 8.4 GB for the authors' 100 trees of depth 20), at depth 16 here, a walk of those
+    arrays in numpy gives ``predict``'s values, and the deep levels do split: on 200 rows (about 126 distinct in each
     tree's bag) the training rows reach more leaves than a depth-6 tree has (a target no shallow tree can
     follow)."""
     from mrjax.learners._trees import _leaf_of
@@ -328,15 +328,15 @@ def test_a_deep_forest_stores_each_node_once_and_predicts_by_walking_its_levels(
     X, _ = _data(n=200, d=5)
     y = jnp.sin(4 * X[:, 0]) + X[:, 1] * X[:, 2]
     w = jnp.ones_like(y)
-    deep = RandomForest(n_trees=3, depth=20)
+    deep = RandomForest(n_trees=3, depth=16)
     p = deep.fit(jax.random.key(0), X, y, w)
-    assert p.feature.shape == p.threshold.shape == (3, 2 ** 20 - 1) and p.leaf.shape == (3, 2 ** 20)
+    assert p.feature.shape == p.threshold.shape == (3, 2 ** 16 - 1) and p.leaf.shape == (3, 2 ** 16)
     Xq = X[:50] + 0.05
     bins, f, t, leaf = (np.asarray(a) for a in (bin_features(p.edges, Xq), p.feature, p.threshold, p.leaf))
     walked = np.zeros(50)
     for tree in range(3):
         node = np.zeros(50, int)
-        for level in range(20):
+        for level in range(16):
             at = 2 ** level - 1 + node
             node = node + (bins[np.arange(50), f[tree, at]] > t[tree, at]) * 2 ** level
         walked += leaf[tree, node]
