@@ -249,7 +249,8 @@ class Ridge:
         fparams = self.features.init(key, X.shape[1], hyper)
         Z, x0 = _centred_design(self.features, fparams, X, weight)
         y0 = weighted_mean(y, weight)
-        coef, pen = self._solve(*_moments(Z, y - y0, weight), hyper["penalty"], Z, y - y0, weight)
+        yc = y - y0
+        coef, pen = self._solve(*_moments(Z, yc, weight), hyper["penalty"], Z, yc, weight)
         coef = coef.at[0].add(y0 - jnp.matmul(x0, coef[1:], precision="highest"))
         return LinearParams(coef, fparams, jnp.zeros((), Z.dtype), jnp.asarray(pen, Z.dtype))
 
