@@ -45,13 +45,12 @@ def _routed_quality(score, cost, correct, budgets):
     """Mean true correctness of the models chosen at each budget's calibrated weight, and the mean cost spent."""
     import jax.numpy as jnp
 
-    from mrjax.router import calibrate_multi_budget, multi_breakpoints, route_multi
+    from mrjax.router import calibrate_multi_budget, evaluate_multi_routing, multi_breakpoints, route_multi
 
     bp = multi_breakpoints(jnp.asarray(score, jnp.float32), jnp.asarray(cost, jnp.float32))
     cal = calibrate_multi_budget(bp, jnp.asarray(budgets, jnp.float32))
-    chosen = np.asarray(route_multi(bp, cal.cost_weight))  # (T, n)
-    quality = np.take_along_axis(np.broadcast_to(correct, chosen.shape + correct.shape[1:]), chosen[..., None], 2)[..., 0]
-    return quality.mean(1), np.asarray(cal.cost)
+    ev = evaluate_multi_routing(route_multi(bp, cal.cost_weight), jnp.asarray(correct, jnp.float32), bp.cost, budgets)
+    return np.asarray(ev.quality), np.asarray(ev.cost)
 
 
 def main(argv=None):

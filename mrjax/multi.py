@@ -244,10 +244,12 @@ class MultiRouter:
             raise ValueError(f"budget must be a finite number or a 1-D array of them, got {budget!r}")
         bp = self._breakpoints(X, cost)
         cal = MultiCalibration(*(np.asarray(a) for a in _calibrate_jit(bp, jnp.asarray(target, jnp.float32))))
-        least = float(np.asarray(_curve_jit(bp, jnp.asarray([np.inf], jnp.float32), None).cost)[0])
+        # The cheapest policy (each query at its cheapest model) in float64, as the caller's budget is: the
+        # engine's float32 sum of it can sit ulps above a budget equal to it (that budget gets the cheapest policy).
+        least = float(np.mean(np.min(np.broadcast_to(np.asarray(cost, np.float64), bp.cost.shape), axis=1)))
         if (target < least).any():
-            raise ValueError(f"budget {target[target < least].min()!r} is below the cost of the cheapest choice "
-                             f"per query ({least!r} per query)")
+            raise ValueError(f"budget {float(target[target < least].min())!r} is below the cost of the cheapest "
+                             f"choice per query ({least!r} per query)")
         return cal
 
 

@@ -118,6 +118,8 @@ def test_usage_mistakes_exit_2_with_one_line_and_write_nothing(tmp_path, capsys)
     queries.to_csv(qpath, index=False)
     _fails(["route", out, qpath, "-o", routed], capsys, "['pc_2']", "missing")
     _fails(["evaluate", out, paths["queries"], "-o", str(tmp_path / "ev")], capsys, "--gain-column")
+    _fails(["evaluate", out, paths["queries"], "-o", str(tmp_path / "ev"), "--gain-column", "gain", "--model-costs",
+            "a=1,b=2"], capsys, "--model-costs and --budgets are for a router among several models")
     json.dump({**manifest, "format_version": 99}, open(manifest_path, "w"))
     _fails(["route", out, paths["queries"], "-o", routed], capsys, "format 99", "upgrade mrjax")
     assert not os.path.exists(routed) and not os.path.exists(tmp_path / "ev")
@@ -206,7 +208,10 @@ def test_the_feature_relevance_is_on_unless_switched_off():
 
 @pytest.mark.slow  # end to end
 def test_fit_and_route_among_several_models(tmp_path, capsys):
+    import jax.numpy as jnp
+
     from mrjax.multi import MultiRouter
+    from mrjax.router import single_model_hull
 
     rng = np.random.default_rng(3)
     n, d = 500, 4
@@ -224,6 +229,10 @@ def test_fit_and_route_among_several_models(tmp_path, capsys):
     queries = pd.DataFrame(rng.normal(size=(200, d)), columns=[f"pc_{i}" for i in range(d)])
     queries.insert(0, "id", [f"q{i}" for i in range(200)])
     queries["tokens"] = rng.integers(10, 400, size=200)
+    Xt = queries[[f"pc_{i}" for i in range(d)]].to_numpy()
+    truth = np.stack([np.zeros(200), np.tanh(Xt[:, 0]), 0.8 * Xt[:, 1]], 1) + 0.3 * rng.normal(size=(200, 3))
+    for k, name in enumerate(["small", "mid", "big"]):
+        queries[name] = truth[:, k]  # the models' true scores, for evaluate
     q_path = str(tmp_path / "queries.csv")
     queries.to_csv(q_path, index=False)
     flags = ["--feature-prefix", "pc_", "--models", "small,mid,big", "--gold-value", "expert", "--preference-value",
@@ -253,8 +262,37 @@ def test_fit_and_route_among_several_models(tmp_path, capsys):
            "no cost for ['big']")
     _fails(["route", router_dir, q_path, "-o", out, "--overwrite", "--model-costs", costs, "--target-share", "0.3"],
            capsys, "--cost-weight or --budget")
-    _fails(["evaluate", router_dir, q_path, "-o", str(tmp_path / "ev"), "--gain-column", "tokens"], capsys,
-           "two-model routers")
+    # evaluate: at budgets from the cheapest model's mean cost to the dearest's, the same numbers as the engine.
+    ev = str(tmp_path / "ev")
+    assert main(["evaluate", router_dir, q_path, "-o", ev, "--model-costs", costs, "--budgets", "5", "--replicates",
+                 "200", "--quiet"]) == 0
+    assert sorted(os.listdir(ev)) == ["curve.csv", "evaluation.json", "quality_cost.pdf", "quality_cost.png",
+                                      "quality_cost.svg"]
+    curve, report = read_table(os.path.join(ev, "curve.csv")), json.load(open(os.path.join(ev, "evaluation.json")))
+    budgets = np.linspace(cost.mean(0).min(), cost.mean(0).max(), 5)
+    np.testing.assert_allclose(curve["budget"], budgets)
+    chosen = router.route(Xq, router.calibrate(Xq, budgets, cost).cost_weight, cost)  # (5, 200)
+    values = queries[["small", "mid", "big"]].to_numpy()
+    quality = values[np.arange(200), chosen].mean(1)
+    np.testing.assert_allclose(curve["quality"], quality, rtol=1e-5)
+    assert (curve["cost"] <= budgets + 1e-4).all()  # the calibrated weights keep to each budget on these queries
+    hull = single_model_hull(jnp.asarray(cost.mean(0)), jnp.asarray(values.mean(0)), jnp.asarray(curve["cost"]))
+    np.testing.assert_allclose(curve["gain"], quality - np.asarray(hull), atol=1e-5)
+    m = report["metrics"]
+    assert m["mean_quality"]["estimate"] == pytest.approx(quality.mean(), rel=1e-5)
+    for k in m:
+        assert m[k]["lower"] <= m[k]["estimate"] <= m[k]["upper"]
+    assert m["oracle_quality"]["estimate"] == pytest.approx(values.max(1).mean(), rel=1e-5)
+    assert m["mean_gain_over_single_models"]["lower"] > 0  # reading the query pays here
+    np.testing.assert_allclose(curve[["usage_small", "usage_mid", "usage_big"]].sum(axis=1), 1.0)
+
+    ev2 = str(tmp_path / "ev2")
+    _fails(["evaluate", router_dir, q_path, "-o", ev2], capsys, "--model-costs", "small=COST")
+    _fails(["evaluate", router_dir, q_path, "-o", ev2, "--model-costs", costs, "--gain-column", "tokens"], capsys,
+           "its models' own columns")
+    queries.drop(columns="big").to_csv(str(tmp_path / "nobig.csv"), index=False)
+    _fails(["evaluate", router_dir, str(tmp_path / "nobig.csv"), "-o", ev2, "--model-costs", costs], capsys,
+           "no true-score column for models ['big']")
     _fails(["fit", train_path, "-o", str(tmp_path / "m2"), *flags, "--reference", "huge"], capsys, "'huge'",
            "not one of --models")
-    assert not os.path.exists(tmp_path / "m2") and not os.path.exists(tmp_path / "ev")
+    assert not os.path.exists(tmp_path / "m2") and not os.path.exists(tmp_path / "ev2")

@@ -11,7 +11,8 @@ from conftest import SHARED_DATA
 from mrjax import MetaRouter
 from mrjax.multi import MultiRouter
 from mrjax.router import (
-    breakpoints, calibrate_multi_budget, multi_breakpoints, multi_curve, route, route_multi, tradeoff_curve,
+    breakpoints, calibrate_multi_budget, evaluate_multi_routing, multi_breakpoints, multi_curve, route, route_multi,
+    single_model_hull, tradeoff_curve,
 )
 
 EPS32 = float(np.finfo(np.float32).eps)
@@ -139,6 +140,66 @@ def test_engine_rejects_shapes_it_cannot_use():
         multi_curve(multi_breakpoints(score, np.arange(3.0)), 0.0, np.zeros((5, 4)))
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_single_model_hull_is_the_best_mixture_within_the_cost(seed):
+    """Against brute force: every mixture of two or three models on a fine grid of shares; the best one
+    costing at most c never beats the hull at c (three-model mixtures included: the hull is concave), and
+    comes within the grid's resolution of it."""
+    rng = np.random.default_rng(seed)
+    K = int(rng.integers(2, 7))
+    mc = rng.choice([0.0, 0.5, 1.0, 1.5, 2.0, 3.0], size=K)  # equal costs happen
+    mq = rng.normal(size=K)
+    c = np.linspace(-0.5, 3.5, 81)
+    hull = np.asarray(single_model_hull(jnp.asarray(mc), jnp.asarray(mq), jnp.asarray(c)))
+    share = np.linspace(0, 1, 401)
+    pc = (share[:, None, None] * mc[None, :, None] + (1 - share[:, None, None]) * mc[None, None, :]).reshape(-1)
+    pq = (share[:, None, None] * mq[None, :, None] + (1 - share[:, None, None]) * mq[None, None, :]).reshape(-1)
+    t = rng.dirichlet(np.ones(K), size=20_000)  # any mixture of all K models
+    pc, pq = np.concatenate([pc, t @ mc]), np.concatenate([pq, t @ mq])
+    best = np.array([pq[pc <= max(x, mc.min()) + 1e-12].max() for x in c])
+    gap = mc[:, None] - mc[None, :]
+    slope = np.max(np.abs(mq[:, None] - mq[None, :]) / np.where(gap > 0, gap, np.inf))  # the steepest chord
+    tol = 1e-6 * (1 + np.abs(best))  # the hull in float32
+    assert (best <= hull + tol).all()
+    assert (hull - best <= slope * np.ptp(mc) / 400 + tol).all()  # one step of the share grid
+    assert (np.diff(hull) >= -2e-6 * (1 + np.abs(hull[1:]))).all()  # never falls as the budget grows (but by rounding)
+
+
+def test_multi_evaluation_equals_numpy_and_integer_weights_repeat_rows():
+    rng = np.random.default_rng(5)
+    n, K, T = 80, 4, 6
+    values = rng.integers(0, 2, size=(n, K)).astype(np.float32)
+    cost = (rng.uniform(0.5, 1.5, size=(n, 1)) * np.asarray([0.1, 0.3, 0.6, 1.0])).astype(np.float32)
+    chosen = rng.integers(0, K, size=(T, n))
+    budget = np.linspace(0.1, 1.0, T).astype(np.float32)
+    ev = evaluate_multi_routing(chosen, values, cost, budget)
+    rows = np.arange(n)
+    quality = np.array([values[rows, ch].mean() for ch in chosen])
+    spent = np.array([cost[rows, ch].mean() for ch in chosen])
+    np.testing.assert_allclose(np.asarray(ev.quality), quality, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(ev.cost), spent, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(ev.model_quality), values.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(float(ev.oracle), values.max(1).mean(), rtol=1e-6)
+    hull = np.asarray(single_model_hull(ev.model_cost, ev.model_quality, ev.cost))
+    np.testing.assert_allclose(np.asarray(ev.gain), quality - hull, atol=1e-6)
+    np.testing.assert_allclose(float(ev.mean_gain), np.mean(quality - hull), atol=1e-6)
+    # Integer weights equal repeated rows; vmap over weights equals a loop.
+    w = rng.integers(0, 3, size=(3, n)).astype(np.float32)
+    rep = np.repeat(rows, w[0].astype(int))
+    weighted = evaluate_multi_routing(chosen, values, cost, budget, w[0])
+    repeated = evaluate_multi_routing(chosen[:, rep], values[rep], cost[rep], budget)
+    for a, b in zip(weighted, repeated):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    batch = jax.jit(jax.vmap(lambda v: evaluate_multi_routing(chosen, values, cost, budget, v)))(jnp.asarray(w))
+    for i in range(3):
+        one = evaluate_multi_routing(chosen, values, cost, budget, w[i])
+        np.testing.assert_allclose(np.asarray(batch.mean_quality[i]), np.asarray(one.mean_quality), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"chosen: expected shape \(6, 80\)"):
+        evaluate_multi_routing(chosen[:, :10], values, cost, budget)
+    with pytest.raises(ValueError, match=r"values: expected shape \(n, K\)"):
+        evaluate_multi_routing(chosen, values[:, :1], cost[:, :1], budget)
+
+
 def _toy(seed=0, n_gold=120, n_pref=600, d=5, K=3):
     """Three models whose gains over model 0 depend on x0 and x1; a judge that adds +0.6 to model 2."""
     rng = np.random.default_rng(seed)
@@ -197,6 +258,14 @@ def test_multi_router_names_its_mistakes():
         router.route(Xp, 0.0, [1.0, 2.0])
     with pytest.raises(ValueError, match="below the cost of the cheapest choice"):
         router.calibrate(Xp, 0.05, [0.1, 0.2, 0.3])
+    # A budget equal to the cheapest policy's cost computed in float64 (the engine sums in float32, here one
+    # ulp above it) buys that policy.
+    cost = [0.007903, 0.02, 0.07]
+    assert float(np.float32(0.007903)) > 0.007903
+    cal = router.calibrate(Xp, 0.007903, cost)
+    np.testing.assert_array_equal(cal.usage[0], [1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r"budget 0.0079 is below"):
+        router.calibrate(Xp, 0.0079, cost)
 
 
 needs_nine = pytest.mark.skipif(not os.path.isdir(NINE), reason=f"real data folder absent: {NINE} (set MRJAX_DATA "

@@ -122,6 +122,45 @@ def plot_evaluation(stem: str, evaluation, lower, upper, title: str) -> None:
     plt.close(fig)
 
 
+def plot_multi_evaluation(stem: str, evaluation, lower, upper, models, title: str) -> None:
+    """A router among several models on labelled queries: mean true score against mean cost at each budget,
+    with the single models, their hull (the best query-blind mixture) and the oracle; and the gain over the
+    hull per budget, with bootstrap bands."""
+    from mrjax.router._multi import single_model_hull
+
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    mc, mq = np.asarray(evaluation.model_cost), np.asarray(evaluation.model_quality)
+    span = np.linspace(mc.min(), mc.max(), 200)
+    left.plot(span, np.asarray(single_model_hull(mc, mq, span)), color="k", lw=0.8, ls="--",
+              label="best mix of single models")
+    left.scatter(mc, mq, color="k", s=14, zorder=3)
+    for m, x, y in zip(models, mc, mq):
+        right_half = x > 0.5 * (mc.min() + mc.max())  # labels point inwards, so they stay in the panel
+        left.annotate(str(m), (x, y), textcoords="offset points", xytext=(-4 if right_half else 4, -10), fontsize=6,
+                      ha="right" if right_half else "left")
+    cost = np.asarray(evaluation.cost)
+    left.fill_between(cost, lower["quality"], upper["quality"], alpha=0.25, lw=0)
+    left.plot(cost, evaluation.quality, lw=2, marker=".", label="router")
+    left.axhline(float(evaluation.oracle), color="C3", lw=0.8, ls=":", label="oracle")
+    left.set_xlabel("mean cost per query")
+    left.set_ylabel("mean true score")
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3)
+    budget = np.asarray(evaluation.budget)
+    right.fill_between(budget, lower["gain"], upper["gain"], alpha=0.25, lw=0)
+    right.plot(budget, evaluation.gain, lw=2, marker=".",
+               label=f"router (mean {float(evaluation.mean_gain):+.4f})")
+    right.axhline(0.0, color="k", lw=0.8, ls="--", label="best mix of single models")
+    right.set_xlabel("budget (mean cost per query)")
+    right.set_ylabel("score gain over the best mix")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, stem)
+    plt.close(fig)
+
+
 def plot_sweep(stem: str, frame, axis: str) -> None:
     """A sweep's per-run area of each method against one swept axis: the mean over runs (and over the other
     axes' cells) with ±1.96 standard errors."""

@@ -7,6 +7,7 @@ an evaluation on labelled queries.
     mrjax route ROUTER QUERIES -o OUT.csv [--id-column id] [--cost-weight W | --target-share S | --budget B]
               [--model-costs m1=0.1,m2=COLUMN,...]   (a router among several models: --models at fit)
     mrjax evaluate ROUTER LABELLED -o FOLDER (--gain-column g | --primary-column a --alternative-column b)
+              | --model-costs m1=0.1,...   (a router among several models: scores in the models' columns)
 
 Tables are CSV, TSV, Parquet or JSON Lines (by extension). Every mistake in the input is one line and exit
 status 2, with nothing written.
@@ -121,13 +122,21 @@ def add_parsers(sub) -> None:
                     "router at every usage, the performance gap recovered (PGR), RouteLLM's APGR and CPT(50%%/80%%), "
                     "with bootstrap bands over the queries. Writes evaluation.json, curve.csv and "
                     "efficiency_gain.png/.pdf/.svg. Example: mrjax evaluate router test.csv -o eval --primary-column "
-                    "gpt4_correct --alternative-column mixtral_correct")
+                    "gpt4_correct --alternative-column mixtral_correct. A router among several models (mrjax fit "
+                    "--models) is judged at budgets against the single models, its models' true scores in the "
+                    "columns named as the models: mrjax evaluate multi test.csv -o eval --model-costs "
+                    "gemma=0.1,llama=COLUMN (writes quality_cost.png/.pdf/.svg instead)")
     e.add_argument("router", help="router folder")
     e.add_argument("labelled", help="table of queries with features and gold outcomes")
     e.add_argument("-o", "--out", required=True, help="output folder")
     e.add_argument("--gain-column", help="the primary model's gold gain over the alternative per query")
     e.add_argument("--primary-column", help="the primary model's gold score (with --alternative-column)")
     e.add_argument("--alternative-column", help="the alternative model's gold score")
+    e.add_argument("--model-costs", help="a router among several models (mrjax fit --models): each model's cost, "
+                                         "NAME=NUMBER or NAME=COLUMN, comma-separated; the models' true scores are "
+                                         "read from the columns named as the models")
+    e.add_argument("--budgets", type=int, help="a router among several models: the number of budgets, evenly spaced "
+                                               "from the cheapest model's mean cost to the dearest's (default 21)")
     e.add_argument("--replicates", type=int, default=1000, help="bootstrap resamples of the queries for the bands")
     e.add_argument("--level", type=float, default=0.95, help="band level")
     e.add_argument("--seed", type=int, default=0, help="random key of the resamples")
@@ -452,6 +461,99 @@ def route(args) -> int:
     return 0
 
 
+def _evaluate_models(args, router, level) -> int:
+    """``mrjax evaluate`` for a router among several models: quality and cost at budgets from the cheapest
+    model's mean cost to the dearest's, against the best query-blind mixture of single models."""
+    import jax
+    import jax.numpy as jnp
+    import pandas as pd
+
+    from mrjax.cli._figures import plot_multi_evaluation
+    from mrjax.inference._bootstrap import bootstrap_weights
+    from mrjax.router._multi import evaluate_multi_routing
+
+    if args.gain_column or args.primary_column or args.alternative_column:
+        raise UsageError("a router among several models is scored on its models' own columns "
+                         f"({', '.join(map(str, router.models_))}), not --gain-column / --primary-column")
+    n_budgets = 21 if args.budgets is None else args.budgets
+    if n_budgets < 1:
+        raise UsageError(f"--budgets must be at least 1, got {args.budgets}")
+    frame = _table(args.labelled)
+    names = [str(m) for m in router.models_]
+    missing = [m for m in names if m not in frame.columns]
+    if missing:
+        raise UsageError(f"{args.labelled}: no true-score column for models {missing}: the table needs one column per "
+                         f"model, named as at fit ({names}); it has {list(frame.columns)[:20]}")
+    for c in names:
+        if not pd.api.types.is_numeric_dtype(frame[c]) or not np.isfinite(frame[c].to_numpy(np.float64)).all():
+            raise UsageError(f"{args.labelled}: column {c!r} must hold finite numbers")
+    X = _query_features(router, frame, args.labelled, args.text_column)
+    cost = _model_costs(router, frame, args.labelled, args.model_costs)
+    if not np.isfinite(cost).all():
+        raise UsageError(f"{args.labelled}: --model-costs has a non-finite cost")
+    values = frame[names].to_numpy(np.float32)
+    per_model = cost.mean(axis=0)
+    budgets = np.linspace(per_model.min(), per_model.max(), n_budgets)
+    try:
+        weights = np.asarray(router.calibrate(X, budgets, cost).cost_weight)
+        chosen = jnp.asarray(router.route(X, weights, cost))
+    except (ValueError, RuntimeError) as err:
+        raise UsageError(str(err)) from None
+    c32, b32 = jnp.asarray(cost, jnp.float32), jnp.asarray(budgets, jnp.float32)
+    point = evaluate_multi_routing(chosen, values, c32, b32)
+    W = bootstrap_weights(jax.random.key(args.seed), jnp.ones((len(frame),)), args.replicates)
+    draws = jax.jit(jax.vmap(lambda w: evaluate_multi_routing(chosen, values, c32, b32, w)))(W)
+    a = (1.0 - level) / 2.0
+    lower = {k: np.quantile(np.asarray(getattr(draws, k)), a, axis=0) for k in draws._fields}
+    upper = {k: np.quantile(np.asarray(getattr(draws, k)), 1 - a, axis=0) for k in draws._fields}
+    band = lambda k: {"estimate": num(getattr(point, k)), "lower": num(lower[k]), "upper": num(upper[k])}  # noqa: E731
+    report = {
+        **run_meta(), "router": os.path.abspath(args.router), "labelled": os.path.abspath(args.labelled),
+        "n_queries": len(frame), "models": names,
+        "config": {"replicates": args.replicates, "level": level, "seed": args.seed, "budgets": n_budgets,
+                   "model_costs": args.model_costs},
+        "metrics": {"mean_quality": band("mean_quality"), "mean_gain_over_single_models": band("mean_gain"),
+                    "oracle_quality": band("oracle")},
+        "single_models": {m: {"mean_cost": num(point.model_cost[k]),
+                              "mean_quality": {"estimate": num(point.model_quality[k]),
+                                               "lower": num(lower["model_quality"][k]),
+                                               "upper": num(upper["model_quality"][k])}} for k, m in enumerate(names)},
+        "note": "budgets evenly spaced from the cheapest model's mean cost to the dearest's; at each, the router's "
+                "cost weight is calibrated on these queries (their features and costs, not their scores). "
+                "gain: the router's mean true score minus the best query-blind mixture of single models at the same "
+                "mean cost (the upper, non-decreasing hull of their (mean cost, mean score) points). Bands: "
+                "percentile intervals over bootstrap resamples of the labelled queries, the router and its weights "
+                "held fixed",
+    }
+    curve = pd.DataFrame({"budget": budgets, "cost_weight": weights, "cost": np.asarray(point.cost),
+                          "cost_lower": lower["cost"], "cost_upper": upper["cost"],
+                          "quality": np.asarray(point.quality), "quality_lower": lower["quality"],
+                          "quality_upper": upper["quality"], "single_model_hull": np.asarray(point.hull),
+                          "gain": np.asarray(point.gain), "gain_lower": lower["gain"], "gain_upper": upper["gain"]})
+    chosen_np = np.asarray(chosen)
+    for k, m in enumerate(names):
+        curve[f"usage_{m}"] = (chosen_np == k).mean(axis=1)
+    with results_folder(args.out) as tmp:
+        with open(os.path.join(tmp, "evaluation.json"), "w") as f:
+            json.dump(report, f, indent=2)
+        curve.to_csv(os.path.join(tmp, "curve.csv"), index=False)
+        plot_multi_evaluation(os.path.join(tmp, "quality_cost"), point, lower, upper, names,
+                              f"{os.path.basename(os.path.normpath(args.router))} on {os.path.basename(args.labelled)} "
+                              f"({len(frame)} queries; {level:.0%} bands over {args.replicates} resamples)")
+    if not args.quiet:
+        pct = f"{level:.0%}"
+        print(f"{'model':<32} {'mean cost':>12} {'mean score':>11}")
+        for k, m in enumerate(names):
+            print(f"{m:<32} {float(point.model_cost[k]):>12.6g} {float(point.model_quality[k]):>11.4f}")
+        print(f"\n{'over ' + str(n_budgets) + ' budgets':<32} {'estimate':>12} {pct + ' band':>22}")
+        for label, k in (("mean quality", "mean_quality"), ("mean gain over single models", "mean_gain"),
+                         ("oracle (best model per query)", "oracle")):
+            est, lo, hi = float(getattr(point, k)), float(lower[k]), float(upper[k])
+            print(f"{label:<32} {est:>12.4f} {f'[{lo:.4f}, {hi:.4f}]':>22}")
+        print(f"wrote {args.out}/evaluation.json, curve.csv, quality_cost.png (.pdf, .svg)")
+    return 0
+
+
 def evaluate(args) -> int:
     import jax
     import jax.numpy as jnp
@@ -462,10 +564,6 @@ def evaluate(args) -> int:
     from mrjax.router._metrics import CPT_LEVELS, evaluate_routing
 
     _destination(args.out, args.overwrite)
-    if (args.gain_column is None) == (args.primary_column is None and args.alternative_column is None):
-        raise UsageError("give the gold outcome: --gain-column, or --primary-column with --alternative-column")
-    if args.gain_column is None and (args.primary_column is None or args.alternative_column is None):
-        raise UsageError("--primary-column and --alternative-column go together")
     if args.replicates < 2:
         raise UsageError(f"--replicates must be at least 2, got {args.replicates}")
     try:
@@ -474,8 +572,14 @@ def evaluate(args) -> int:
         raise UsageError(str(err)) from None
     router = _load(args.router)
     if hasattr(router, "models_"):
-        raise UsageError(f"{args.router}: evaluate scores two-model routers; for one among several models use "
-                         "MultiRouter.curve with the models' true scores")
+        return _evaluate_models(args, router, level)
+    if args.model_costs or args.budgets is not None:
+        raise UsageError("--model-costs and --budgets are for a router among several models (mrjax fit --models); "
+                         "this one has two: give --gain-column, or --primary-column with --alternative-column")
+    if (args.gain_column is None) == (args.primary_column is None and args.alternative_column is None):
+        raise UsageError("give the gold outcome: --gain-column, or --primary-column with --alternative-column")
+    if args.gain_column is None and (args.primary_column is None or args.alternative_column is None):
+        raise UsageError("--primary-column and --alternative-column go together")
     frame = _table(args.labelled)
     cols = [args.gain_column] if args.gain_column else [args.primary_column, args.alternative_column]
     for c in cols:

@@ -7,7 +7,8 @@ from mrjax.router._fit import (
 )
 from mrjax.router._meta import Meta
 from mrjax.router._multi import (
-    MultiBreakpoints, MultiCalibration, MultiCurve, calibrate_multi_budget, multi_breakpoints, multi_curve, route_multi,
+    MultiBreakpoints, MultiCalibration, MultiCurve, MultiEvaluation, calibrate_multi_budget, evaluate_multi_routing,
+    multi_breakpoints, multi_curve, route_multi, single_model_hull,
 )
 from mrjax.router._metrics import (
     CPT_LEVELS, FULL_GRID, USAGE_GRID, GainSummary, RoutingEvaluation, RunCurves, efficiency_curve, evaluate_routing,
@@ -28,6 +29,6 @@ __all__ = [
     "area_resamples", "calibrate_budget", "calibrate_share", "default_hyper", "efficiency_curve", "fit_router", "fixed_tuning",
     "kth_largest", "predict_quality", "predict_router_bias", "preset", "random_curve", "route", "routed_count",
     "routed_sum", "routing_area", "run_areas", "run_curves", "summarize_gain", "tradeoff_curve",
-    "MultiBreakpoints", "MultiCalibration", "MultiCurve", "calibrate_multi_budget", "multi_breakpoints", "multi_curve",
-    "route_multi",
+    "MultiBreakpoints", "MultiCalibration", "MultiCurve", "MultiEvaluation", "calibrate_multi_budget",
+    "evaluate_multi_routing", "multi_breakpoints", "multi_curve", "route_multi", "single_model_hull",
 ]

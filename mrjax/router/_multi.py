@@ -234,3 +234,79 @@ def calibrate_multi_budget(bp: MultiBreakpoints, budget: ArrayLike) -> MultiCali
     w = jnp.maximum(jnp.where(cut == 0, below, prev[cut]), 0.0)
     curve = multi_curve(bp, w)
     return MultiCalibration(w, curve.usage, curve.cost)
+
+
+class MultiEvaluation(NamedTuple):
+    """A policy among ``K`` models judged on labelled queries at a list of budgets (means per query,
+    weighted by the query weights).
+
+    Attributes
+    ----------
+    budget : (T,) the budgets.
+    cost : (T,) mean cost of the models chosen at each budget's weight.
+    quality : (T,) mean true score of the chosen models.
+    hull : (T,) the best mean score that choosing without looking at the query reaches at that cost: the
+        upper, non-decreasing hull of the single models' ``(mean cost, mean score)`` points, i.e. the best
+        random mixture of at most two models costing no more (below the cheapest model's mean cost, that
+        model's score: a baseline the policy is at least as cheap as).
+    gain : (T,) ``quality − hull``: what reading the query buys over the best query-blind choice.
+    model_cost, model_quality : (K,) each model's mean cost and mean true score.
+    oracle : () the mean of each query's best score (the ceiling of any policy).
+    mean_quality, mean_gain : () ``quality`` and ``gain`` averaged over the budgets.
+    """
+
+    budget: Array
+    cost: Array
+    quality: Array
+    hull: Array
+    gain: Array
+    model_cost: Array
+    model_quality: Array
+    oracle: Array
+    mean_quality: Array
+    mean_gain: Array
+
+
+def single_model_hull(model_cost: Array, model_quality: Array, cost: Array) -> Array:
+    """The upper, non-decreasing hull of the points ``(model_cost_k, model_quality_k)`` at each ``cost``:
+    the best mean score of a random mixture of models whose mean cost is at most ``cost`` (a cost below
+    every model's reads as the cheapest model's)."""
+    cost = jnp.asarray(cost)
+    c = jnp.maximum(cost.reshape(-1, 1), jnp.min(model_cost))  # (m, 1)
+    alone = jnp.max(jnp.where(model_cost[None, :] <= c, model_quality[None, :], -jnp.inf), axis=1)
+    lo_c, hi_c = model_cost[None, :, None], model_cost[None, None, :]  # pairs i (cheaper) → j (dearer)
+    lo_q, hi_q = model_quality[None, :, None], model_quality[None, None, :]
+    pair = lo_c < hi_c
+    span = jnp.where(pair, hi_c - lo_c, 1.0)
+    cc = c[:, :, None]
+    chord = lo_q + (hi_q - lo_q) * _divide(cc - lo_c, span)
+    chord = jnp.where(pair & (lo_c <= cc) & (cc <= hi_c), chord, -jnp.inf)
+    return jnp.maximum(alone, jnp.max(chord, axis=(1, 2))).reshape(cost.shape)
+
+
+def evaluate_multi_routing(chosen: ArrayLike, values: ArrayLike, cost: ArrayLike, budget: ArrayLike,
+                           weight: ArrayLike | None = None) -> MultiEvaluation:
+    """Judge the models ``chosen (T, n)`` (one row per budget, e.g. ``route_multi`` at the weights of
+    ``calibrate_multi_budget``) with the queries' true scores ``values (n, K)`` and costs ``cost`` (``(K,)``
+    or ``(n, K)``). Pure: vmap over ``weight (n,)`` for a bootstrap of the queries with the policy held
+    fixed."""
+    v = jnp.asarray(values)
+    if v.ndim != 2 or v.shape[1] < 2:
+        raise ValueError(f"values: expected shape (n, K) with K >= 2 models, got {v.shape}")
+    n, K = v.shape
+    ch = jnp.asarray(chosen)
+    budget = jnp.atleast_1d(jnp.asarray(budget, v.dtype))
+    if ch.shape != (budget.shape[0], n):
+        raise ValueError(f"chosen: expected shape ({budget.shape[0]}, {n}) (one row of model indices per budget), "
+                         f"got {ch.shape}")
+    c = _costs(v, cost)
+    w = jnp.ones((n,), v.dtype) if weight is None else jnp.asarray(weight, v.dtype)
+    total = jnp.sum(w)
+    mean = lambda a: _divide(jnp.sum(a * w[None, :], axis=-1) if a.ndim == 2 else jnp.sum(a * w), total)  # noqa: E731  (weighted mean over the last axis)
+    model_cost, model_quality = mean(c.T), mean(v.T)
+    at = lambda a: jnp.take_along_axis(a.T, ch, axis=0)  # noqa: E731  (T, n) the chosen models' entries
+    spent, quality = mean(at(c)), mean(at(v))
+    hull = single_model_hull(model_cost, model_quality, spent)
+    gain = quality - hull
+    return MultiEvaluation(budget, spent, quality, hull, gain, model_cost, model_quality, mean(jnp.max(v, axis=1)),
+                           jnp.mean(quality), jnp.mean(gain))
