@@ -573,9 +573,10 @@ class MetaRouter:
             if target.ndim > 1 or not np.isfinite(target).all():
                 raise ValueError(f"budget must be a finite number or a 1-D array of them, got {budget!r}")
             cal = _calibrate_budget_jit(bp, jnp.asarray(target, jnp.float32))
-            least = float(bp.base_cost)
+            # In float64, as the caller's budget is: the engine's float32 mean can sit ulps above a budget equal to it.
+            least = float(np.mean(np.broadcast_to(np.asarray(cost_alternative, np.float64), psi.shape)))
             if (target < least).any():
-                raise ValueError(f"budget {target[target < least].min()!r} is below the cost of routing every "
+                raise ValueError(f"budget {float(target[target < least].min())!r} is below the cost of routing every "
                                  f"query to the alternative ({least!r} per query)")
         return Calibration(*(np.asarray(a) for a in cal))
 

@@ -195,5 +195,9 @@ def test_facade_calibrate_share_and_budget_on_unlabelled_queries():
         mr.calibrate(Xq, share=1.5)
     with pytest.raises(ValueError, match="below the cost of routing every query to the alternative"):
         mr.calibrate(Xq, budget=0.1, cost_primary=cost, cost_alternative=0.2)
+    # A budget equal to the alternative's cost in float64 (one float32 ulp below the engine's) routes nothing.
+    assert float(np.float32(0.007903)) > 0.007903
+    none = mr.calibrate(Xq, budget=0.007903, cost_primary=0.07113, cost_alternative=0.007903)
+    assert none.usage[0] == 0.0
     with pytest.raises(ValueError, match="query 0 has a cost gap of"):
         mr.calibrate(Xq, share=0.5, cost_primary=np.r_[-1.0, np.ones(299)])
