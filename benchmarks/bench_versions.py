@@ -5,7 +5,11 @@ subprocess per tree, alternating trees and repeating, so a shared noisy machine 
 alike. Workloads use only APIs both trees have (``run_study``, the ``MetaRouter`` facade).
 
     git worktree add /tmp/before <commit>
-    python benchmarks/bench_versions.py --old /tmp/before --new . [--repeats 2] [--quick]
+    python benchmarks/bench_versions.py --old /tmp/before --new . [--repeats 2] [--quick] [--workload trees]
+
+``--workload trees``: the tree learners alone — steady-state fits of the forest (100, 1,000 and 5,000 rows ×
+50 features) and of the boosted trees (1,000 and 10,000 rows; depth 4 and 6; logistic loss), with each
+fit's test RMSE (or log-loss) on the paper-like simulator's ψ, so a change's effect on accuracy shows too.
 """
 from __future__ import annotations
 
@@ -51,6 +55,39 @@ out["bootstrap_width"] = float(np.mean(hi - lo))
 print(json.dumps(out))
 '''
 
+TREES = r'''
+import json, sys, time
+sys.path.insert(0, {tree!r})
+import jax, jax.numpy as jnp, numpy as np
+import mrjax
+assert mrjax.__file__.startswith({tree!r}), mrjax.__file__
+from mrjax.data import paper_like
+from mrjax.learners import GradientBoostedTrees, RandomForest
+out = {{}}
+cases = [("forest_100", RandomForest(), 100), ("forest_1000", RandomForest(), 1000), ("forest_5000", RandomForest(), 5000),
+         ("gbt_1000", GradientBoostedTrees(), 1000), ("gbt_10000", GradientBoostedTrees(), 10_000),
+         ("gbt_depth6_10000", GradientBoostedTrees(depth=6), 10_000),
+         ("gbt_logistic_10000", GradientBoostedTrees(task="classification"), 10_000)]
+for name, learner, n in cases:
+    sim = paper_like(jax.random.key(n), n_gold=n, n_preference=0, n_test=2000)
+    X, Xt = jnp.asarray(sim.data.features), jnp.asarray(sim.test_features)
+    truth = np.asarray(sim.test_truth.quality_gain)
+    y = sim.data.label if learner.task == "regression" else (sim.data.label > 0).astype(jnp.float32)
+    fit = jax.jit(lambda k, X, y, w, learner=learner: learner.predict(learner.fit(k, X, y, w), Xt))
+    jax.block_until_ready(fit(jax.random.key(0), X, y, jnp.ones_like(y)))
+    times = []
+    for seed in (1, 2, 3):
+        t0 = time.perf_counter(); pred = np.asarray(fit(jax.random.key(seed), X, y, jnp.ones_like(y)))
+        times.append(time.perf_counter() - t0)
+    out[name + "_s"] = min(times)
+    if learner.task == "regression":
+        out[name + "_rmse"] = float(np.sqrt(np.mean((pred - truth) ** 2)))
+    else:  # log-loss against the truth's sign
+        p = np.clip(pred, 1e-6, 1 - 1e-6); z = truth > 0
+        out[name + "_logloss"] = float(-np.mean(np.where(z, np.log(p), np.log1p(-p))))
+print(json.dumps(out))
+'''
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -58,12 +95,17 @@ def main(argv=None):
     p.add_argument("--new", default=".", help="source tree of the 'after' version")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="20 runs, 1k gold rows, 50 replicates")
-    p.add_argument("--out", default="benchmarks/results/bench_versions.json")
+    p.add_argument("--workload", choices=("pipeline", "trees"), default="pipeline",
+                   help="pipeline: the default study, large fits, a bootstrap; trees: the tree learners alone")
+    p.add_argument("--out", default=None, help="default: benchmarks/results/bench_versions.json, "
+                                                "bench_versions.trees.json with --workload trees")
     a = p.parse_args(argv)
     sys.path.insert(0, os.path.dirname(__file__))
     from _meta import run_meta, write_result
 
+    a.out = a.out or f"benchmarks/results/bench_versions{'.trees' if a.workload == 'trees' else ''}.json"
     size = dict(runs=20, big=1000, reps=50) if a.quick else dict(runs=200, big=10_000, reps=200)
+    source = TREES if a.workload == "trees" else WORKLOAD
     trees = {"old": os.path.abspath(a.old), "new": os.path.abspath(a.new)}
 
     def commit(tree):
@@ -76,7 +118,7 @@ def main(argv=None):
     rows = {name: [] for name in trees}
     for r in range(a.repeats):
         for name in (("old", "new") if r % 2 == 0 else ("new", "old")):
-            code = WORKLOAD.format(tree=trees[name], **size)
+            code = source.format(tree=trees[name], **size)
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             if res.returncode != 0:
                 raise SystemExit(f"{name} failed: {res.stderr[-2000:]}")
@@ -87,7 +129,7 @@ def main(argv=None):
     for k in keys:
         summary[k]["new_over_old"] = summary[k]["new"] / summary[k]["old"]
     result = {"benchmark": "bench_versions", "meta": run_meta(), "trees": trees, "commits": commits, "size": size,
-              "runs": rows,
+              "workload": a.workload, "runs": rows,
               "summary": summary, "quick": a.quick}
     write_result(a.out, result)
     print(f"{'workload':<22} {'old s':>8} {'new s':>8} {'new/old':>8}   (best of {a.repeats})")

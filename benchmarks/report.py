@@ -58,11 +58,14 @@ def render_tradeoff(result: dict) -> list[str]:
 def render_versions(result: dict) -> list[str]:
     trees = result.get("commits", result["trees"])
     size = result["size"]
+    which = ("the tree learners' steady-state fits (best of 3 seeds each; `--workload trees`), with each fit's "
+             "test RMSE against ψ (log-loss against its sign for the logistic loss) on the paper-like simulator"
+             if result.get("workload") == "trees" else
+             f"the default study ({size['runs']} runs), the facade's DR and R fits at {size['big']:,} / "
+             f"{39 * size['big']:,} rows, and a whole-pipeline DR bootstrap of {size['reps']} replicates at 100 / 3,900")
     lines = [
         f"The same workloads on two source trees, alternating, best of {len(result['runs']['old'])} each "
-        f"(`bench_versions.py`): the default study ({size['runs']} runs), the facade's DR and R fits at "
-        f"{size['big']:,} / {39 * size['big']:,} rows, and a whole-pipeline DR bootstrap of {size['reps']} "
-        f"replicates at 100 / 3,900. Old: `{str(trees['old'])[:12]}`; new: `{str(trees['new'])[:12]}`"
+        f"(`bench_versions.py`): {which}. Old: `{str(trees['old'])[:12]}`; new: `{str(trees['new'])[:12]}`"
         f"{' with uncommitted changes' if str(trees['new']).endswith('+dirty') else ''}.",
         "",
         "| workload | old (s) | new (s) | new / old |",
@@ -70,6 +73,12 @@ def render_versions(result: dict) -> list[str]:
     ]
     for k, v in result["summary"].items():
         lines.append(f"| {k.removesuffix('_s').replace('_', ' ')} | {v['old']:.2f} | {v['new']:.2f} | {v['new_over_old']:.3f} |")
+    scores = [k for k in result["runs"]["old"][0] if k.endswith(("_rmse", "_logloss"))]
+    if scores:
+        lines += ["", "Accuracy of the same fits (first repeat; the seeds and rows are the same in both trees):", "",
+                  "| fit | old | new |", "|---|---|---|"]
+        lines += [f"| {k.replace('_', ' ')} | {result['runs']['old'][0][k]:.4f} | {result['runs']['new'][0][k]:.4f} |"
+                  for k in scores]
     old, new = result["runs"]["old"][0].get("study_areas"), result["runs"]["new"][0].get("study_areas")
     if old and new:
         lines += ["", "Default study, oracle-normalised area per method (same 200 runs, same keys):", "",

@@ -129,15 +129,25 @@ def test_one_hot_histograms_equal_the_segment_sums():
 
 
 def test_split_sums_and_first_argmax_equal_cumulative_sums_and_argmax():
-    """The split search's left/right sums (one masked product) equal cumulative sums from either end, and its
-    argmax (a max and a min) picks numpy's first maximum, ties included."""
-    from mrjax.learners._trees import _first_argmax, _split_sums
+    """The split search's left/right sums (products over blocks of bins, then over the blocks) equal float64
+    cumulative sums from either end for bin counts below, at and around the block size, and a right sum is
+    never total − left (a huge first bin leaves the small right sums exact); its argmax (a max and a min)
+    picks numpy's first maximum, ties included."""
+    from mrjax.learners._trees import _BLOCK, _first_argmax, _split_sums
 
     rng = np.random.default_rng(0)
-    S = rng.normal(size=(3, 4, 16)).astype(np.float32)
-    left, right = _split_sums(jnp.asarray(S))
-    np.testing.assert_allclose(left, np.cumsum(S, -1)[..., :-1], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(right, np.cumsum(S[..., ::-1], -1)[..., ::-1][..., 1:], rtol=1e-5, atol=1e-5)
+    for B in (2, 3, _BLOCK - 1, _BLOCK, _BLOCK + 1, 16, 64, 255):
+        S = rng.normal(size=(3, 4, B)).astype(np.float32)
+        left, right = _split_sums(jnp.asarray(S))
+        S64 = S.astype(np.float64)
+        assert left.shape == right.shape == (3, 4, B - 1)
+        np.testing.assert_allclose(left, np.cumsum(S64, -1)[..., :-1], rtol=0, atol=4e-6 * np.sqrt(B))
+        np.testing.assert_allclose(right, np.cumsum(S64[..., ::-1], -1)[..., ::-1][..., 1:], rtol=0,
+                                   atol=4e-6 * np.sqrt(B))
+    S = np.ones((1, 1, 40), np.float32)
+    S[0, 0, 0] = 1e8  # total − left would lose every unit below the first bin
+    _, right = _split_sums(jnp.asarray(S))
+    np.testing.assert_array_equal(np.asarray(right)[0, 0], np.arange(39, 0, -1))
     x = rng.integers(0, 4, size=(50, 12)).astype(np.float32)  # many ties
     x[0] = -np.inf
     x[1, 3] = np.inf

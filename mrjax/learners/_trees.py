@@ -99,11 +99,32 @@ def _sums(b: _Binned, node: Array, g: Array, h: Array, m: int, n_bins: int) -> t
     return out[:, 0].transpose(1, 0, 2), out[:, 1].transpose(1, 0, 2)
 
 
+_BLOCK = 8  # bins per block of the split sums
+
+
+def _triangle(k: int, dtype, upper: bool, strict: bool) -> Array:
+    """``(k, k)`` 0/1 matrix ``T[i, j] = 1`` iff ``i ≤ j`` (upper; ``i < j`` strict), or ``i ≥ j`` (``i > j``)."""
+    i, j = jnp.arange(k)[:, None], jnp.arange(k)[None, :]
+    return ((i < j) if strict else (i <= j)).astype(dtype) if upper else ((i > j) if strict else (i >= j)).astype(dtype)
+
+
 def _split_sums(S: Array) -> tuple[Array, Array]:
-    """Left and right sums of every split of ``S (..., n_bins)``: cumulative sums of bins ≤ k and of bins > k
-    for k < n_bins − 1, the right ones accumulated from the right (never total − left, which cancels in
-    float32)."""
-    return jnp.cumsum(S, axis=-1)[..., :-1], jax.lax.cumsum(S, axis=S.ndim - 1, reverse=True)[..., 1:]
+    """Left and right sums of every split of ``S (..., n_bins)``: the sums of bins ≤ k and of bins > k for
+    k < n_bins − 1, the right ones summed from the right (never total − left, which cancels in float32).
+
+    Two levels of products with 0/1 triangles: within blocks of ``_BLOCK`` bins, then over the blocks'
+    totals. XLA lowers a cumulative sum to a window reduction that costs a whole window per element (the
+    forest's split search spent half its time there); the products cost two short ones."""
+    *lead, B = S.shape
+    nb = -(-B // _BLOCK)
+    blocks = jnp.pad(S, [(0, 0)] * len(lead) + [(0, nb * _BLOCK - B)]).reshape(*lead, nb, _BLOCK)
+    dot = lambda a, t: jnp.tensordot(a, t, axes=1, precision="highest")  # noqa: E731  (float32 on accelerators too)
+    left = dot(blocks, _triangle(_BLOCK, S.dtype, True, False))  # bins ≤ k within the block
+    right = dot(blocks, _triangle(_BLOCK, S.dtype, False, False))  # bins ≥ k within the block
+    total = jnp.sum(blocks, axis=-1)
+    left = left + dot(total, _triangle(nb, S.dtype, True, True))[..., None]  # plus the blocks before
+    right = right + dot(total, _triangle(nb, S.dtype, False, True))[..., None]  # plus the blocks after
+    return left.reshape(*lead, -1)[..., : B - 1], right.reshape(*lead, -1)[..., 1:B]
 
 
 def _leaf_sums(b: _Binned, node: Array, v: Array, leaves: int) -> Array:
