@@ -99,32 +99,19 @@ def _sums(b: _Binned, node: Array, g: Array, h: Array, m: int, n_bins: int) -> t
     return out[:, 0].transpose(1, 0, 2), out[:, 1].transpose(1, 0, 2)
 
 
-_BLOCK = 8  # bins per block of the split sums
+def _split_sums(S: Array) -> tuple[Array, Array, Array]:
+    """For ``S (n_bins, ...)`` (bins first), the left and right sums of every split — the sums of bins ≤ k and
+    of bins > k for k < n_bins − 1, the right ones summed from the right (never total − left, which cancels
+    in float32) — and the total.
 
-
-def _triangle(k: int, dtype, upper: bool, strict: bool) -> Array:
-    """``(k, k)`` 0/1 matrix ``T[i, j] = 1`` iff ``i ≤ j`` (upper; ``i < j`` strict), or ``i ≥ j`` (``i > j``)."""
-    i, j = jnp.arange(k)[:, None], jnp.arange(k)[None, :]
-    return ((i < j) if strict else (i <= j)).astype(dtype) if upper else ((i > j) if strict else (i >= j)).astype(dtype)
-
-
-def _split_sums(S: Array) -> tuple[Array, Array]:
-    """Left and right sums of every split of ``S (..., n_bins)``: the sums of bins ≤ k and of bins > k for
-    k < n_bins − 1, the right ones summed from the right (never total − left, which cancels in float32).
-
-    Two levels of products with 0/1 triangles: within blocks of ``_BLOCK`` bins, then over the blocks'
-    totals. XLA lowers a cumulative sum to a window reduction that costs a whole window per element (the
-    forest's split search spent half its time there); the products cost two short ones."""
-    *lead, B = S.shape
-    nb = -(-B // _BLOCK)
-    blocks = jnp.pad(S, [(0, 0)] * len(lead) + [(0, nb * _BLOCK - B)]).reshape(*lead, nb, _BLOCK)
-    dot = lambda a, t: jnp.tensordot(a, t, axes=1, precision="highest")  # noqa: E731  (float32 on accelerators too)
-    left = dot(blocks, _triangle(_BLOCK, S.dtype, True, False))  # bins ≤ k within the block
-    right = dot(blocks, _triangle(_BLOCK, S.dtype, False, False))  # bins ≥ k within the block
-    total = jnp.sum(blocks, axis=-1)
-    left = left + dot(total, _triangle(nb, S.dtype, True, True))[..., None]  # plus the blocks before
-    right = right + dot(total, _triangle(nb, S.dtype, False, True))[..., None]  # plus the blocks after
-    return left.reshape(*lead, -1)[..., : B - 1], right.reshape(*lead, -1)[..., 1:B]
+    Running sums by a scan over the bins: one addition per bin and element, in a fixed order, so a sum rounds
+    alike batched or not. ``cumsum`` (a window reduction on CPU) and ``sum``, like any reduction or product,
+    round with the batch's shape under ``vmap``, and near-tied splits changed with them: a forest's run in a
+    study depended on the runs beside it."""
+    step = lambda acc, x: (acc + x, acc + x)  # noqa: E731
+    total, left = jax.lax.scan(step, jnp.zeros_like(S[0]), S)
+    _, right = jax.lax.scan(step, jnp.zeros_like(S[0]), S, reverse=True)
+    return left[:-1], right[1:], total
 
 
 def _leaf_sums(b: _Binned, node: Array, v: Array, leaves: int) -> Array:
@@ -157,7 +144,7 @@ def _grow(b: _Binned, g: Array, h: Array, depth: int, n_bins: int, l2, min_child
             position = jnp.arange(m)
             G, H = _sums(b, node, g, h, m, n_bins)
         if oblivious:  # (an empty node's gains are 0, so the unlisted nodes change no sum)
-            best = _first_argmax(jnp.sum(_gains(G, H, l2, min_child_weight), axis=0).reshape(-1))
+            best = _first_argmax(_ordered_sum(_gains(G, H, l2, min_child_weight)).reshape(-1))
             f_idx = jnp.full((m,), best // (n_bins - 1))
             t_idx = jnp.full((m,), best % (n_bins - 1))
         else:  # a node not listed (empty) does not split
@@ -173,12 +160,12 @@ def _grow(b: _Binned, g: Array, h: Array, depth: int, n_bins: int, l2, min_child
 
 def _gains(G: Array, H: Array, l2, min_child_weight) -> Array:
     """``(m, d, n_bins − 1)`` gain of each split of each node."""
-    (GL, GR), (HL, HR) = _split_sums(G), _split_sums(H)  # bins ≤ k go left
-    Gt, Ht = G.sum(-1, keepdims=True), H.sum(-1, keepdims=True)
-    gain = GL ** 2 / (HL + l2) + GR ** 2 / (HR + l2) - Gt ** 2 / (Ht + l2)
+    # Bins first, so the scans take whole (m, d) slices; one transpose back at the end.
+    (GL, GR, Gt), (HL, HR, Ht) = (_split_sums(jnp.moveaxis(A, -1, 0)) for A in (G, H))  # bins ≤ k go left
+    gain = GL ** 2 / (HL + l2) + GR ** 2 / (HR + l2) - (Gt ** 2 / (Ht + l2))[None]
     # A child of zero hessian with l2 = 0 would give 0 / 0 (and its parent too when both are empty).
     valid = (HL >= min_child_weight) & (HR >= min_child_weight) & (HL + l2 > 0) & (HR + l2 > 0)
-    return jnp.where(valid, gain, 0.0)
+    return jnp.moveaxis(jnp.where(valid, gain, 0.0), 0, -1)
 
 
 def _best_splits(G: Array, H: Array, l2, min_child_weight, features: Array | None) -> tuple[Array, Array]:
@@ -193,6 +180,12 @@ def _best_splits(G: Array, H: Array, l2, min_child_weight, features: Array | Non
         B = G.shape[-1] - 1
         i = jnp.take_along_axis(features, (i // B)[:, None], axis=1)[:, 0] * B + i % B
     return i, top
+
+
+def _ordered_sum(v: Array) -> Array:
+    """``Σ v`` over the first axis, added in order (a one-segment scatter): a reduction's order — so its
+    rounding — changed with the batch under ``vmap``, and a near-tied split with it."""
+    return jax.ops.segment_sum(v, jnp.zeros(v.shape[:1], jnp.int32), num_segments=1)[0]
 
 
 def _ratio(num: Array, den: Array, empty) -> Array:
@@ -321,7 +314,7 @@ class GradientBoostedTrees:
         else:
             edges = quantile_edges(X, weight, self.n_bins)
         b = _binned(X, edges, self.n_bins)
-        mean = jnp.sum(weight * y) / jnp.maximum(jnp.sum(weight), 1e-12)
+        mean = _ordered_sum(weight * y) / jnp.maximum(_ordered_sum(weight), 1e-12)
         classify = self.task == "classification"
         if classify:
             mean = jnp.clip(mean, 1e-6, 1 - 1e-6)
@@ -402,8 +395,8 @@ class RandomForest:
             k_w, k_f = jax.random.split(key_t)
             w = weight * jax.random.poisson(k_w, 1.0, (n,)).astype(X.dtype)
             offered = None if k == d else _feature_subsets(k_f, self.depth, d, k)
-            total = jnp.maximum(jnp.sum(w), 1e-12)
-            mean = jnp.sum(w * y) / total
+            total = jnp.maximum(_ordered_sum(w), 1e-12)
+            mean = _ordered_sum(w * y) / total
             feature, threshold, node = _grow(b, -w * (y - mean), w, self.depth, self.n_bins, l2, mcw, offered,
                                              oblivious=False)
             leaf = _ratio(_leaf_sums(b, node, w * y, leaves) + l2 * mean, _leaf_sums(b, node, w, leaves) + l2, mean)
