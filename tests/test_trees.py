@@ -304,15 +304,14 @@ def test_random_forest_is_jit_and_vmap_safe_and_zero_weight_rows_never_count():
 
 
 @pytest.mark.slow  # compile-heavy
-@pytest.mark.parametrize("kind", ["forest_max_features", "forest_255_bins", "boosted"])
+@pytest.mark.parametrize("kind", ["forest_max_features", "forest_255_bins"])
 def test_a_fit_in_a_vmapped_batch_has_the_same_bits_as_alone(kind):
     """A study vmaps many runs' fits; a run's trees must not depend on the runs beside it. The split sums
     were cumulative sums and reductions, whose rounding followed the batch's shape: near-tied splits fell
     the other way and forests differed by up to 0.24 between a batch of four, a batch of two and a loop."""
     rng = np.random.default_rng(0)
-    n, d, learner = {"forest_max_features": (600, 50, RandomForest(n_trees=30, max_features=0.3)),
-                     "forest_255_bins": (300, 10, RandomForest(n_trees=30, n_bins=255)),
-                     "boosted": (1000, 20, GradientBoostedTrees(n_trees=60))}[kind]
+    n, d, learner = {"forest_max_features": (600, 50, RandomForest(n_trees=10, depth=8, max_features=0.3)),
+                     "forest_255_bins": (300, 10, RandomForest(n_trees=10, depth=8, n_bins=255))}[kind]
     X = jnp.asarray(rng.normal(size=(n, d)), jnp.float32)
     y = jnp.asarray(np.sin(3 * np.asarray(X[:, 0])) + rng.normal(size=n), jnp.float32)
     W = jax.random.dirichlet(jax.random.key(1), jnp.ones(n), (4,)) * n  # real-valued weights
