@@ -461,6 +461,15 @@ def route(args) -> int:
     return 0
 
 
+def _finite_columns(frame, columns, path) -> None:
+    """Each column holds finite numbers, or a usage error naming it."""
+    import pandas as pd
+
+    for c in columns:
+        if not pd.api.types.is_numeric_dtype(frame[c]) or not np.isfinite(frame[c].to_numpy(np.float64)).all():
+            raise UsageError(f"{path}: column {c!r} must hold finite numbers")
+
+
 def _evaluate_models(args, router, level) -> int:
     """``mrjax evaluate`` for a router among several models: quality and cost at budgets from the cheapest
     model's mean cost to the dearest's, against the best query-blind mixture of single models."""
@@ -484,9 +493,7 @@ def _evaluate_models(args, router, level) -> int:
     if missing:
         raise UsageError(f"{args.labelled}: no true-score column for models {missing}: the table needs one column per "
                          f"model, named as at fit ({names}); it has {list(frame.columns)[:20]}")
-    for c in names:
-        if not pd.api.types.is_numeric_dtype(frame[c]) or not np.isfinite(frame[c].to_numpy(np.float64)).all():
-            raise UsageError(f"{args.labelled}: column {c!r} must hold finite numbers")
+    _finite_columns(frame, names, args.labelled)
     X = _query_features(router, frame, args.labelled, args.text_column)
     cost = _model_costs(router, frame, args.labelled, args.model_costs)
     if not np.isfinite(cost).all():
@@ -585,8 +592,7 @@ def evaluate(args) -> int:
     for c in cols:
         if c not in frame.columns:
             raise UsageError(f"{args.labelled}: column {c!r} not in the table; it has {list(frame.columns)[:20]}")
-        if not pd.api.types.is_numeric_dtype(frame[c]) or not np.isfinite(frame[c].to_numpy(np.float64)).all():
-            raise UsageError(f"{args.labelled}: column {c!r} must hold finite numbers")
+    _finite_columns(frame, cols, args.labelled)
     gain = frame[cols[0]].to_numpy(np.float64) if args.gain_column else \
         frame[cols[0]].to_numpy(np.float64) - frame[cols[1]].to_numpy(np.float64)
     X = _query_features(router, frame, args.labelled, args.text_column)
