@@ -23,6 +23,7 @@ import os
 import sys
 import time
 
+import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -73,6 +74,9 @@ def main(argv=None):
     p.add_argument("--methods", default=",".join(METHODS), help="mrjax methods (comma-separated)")
     p.add_argument("--rf", default="golden,meta_dr",
                    help="the authors' random-forest methods to run per model (comma-separated, '' for none)")
+    p.add_argument("--confidence", default="", help="also route each Meta-Router by the uncertainty-aware rule at "
+                   "these levels α (comma-separated): each gain at the ⌈α·B⌉-th largest of its bootstrap draws")
+    p.add_argument("--replicates", type=int, default=100, help="bootstrap replicates for --confidence")
     p.add_argument("--out", default="benchmarks/results/bench_multi.json")
     args = p.parse_args(argv)
 
@@ -80,6 +84,7 @@ def main(argv=None):
     from mrjax.cate import CATE_LEARNERS
     from mrjax.data import load_llmrouter
     from mrjax.learners import named
+    from mrjax.router import kth_largest
 
     cate = None
     if args.cate:
@@ -93,7 +98,9 @@ def main(argv=None):
     cost_all = base.tokens[:, None] * base.price[None, :] / 1e3  # USD per 1,000 questions
     rf_methods = [m for m in args.rf.split(",") if m]
     methods = [m for m in args.methods.split(",") if m]
-    names = list(methods) + [f"rf:{m}" for m in rf_methods] + ["best single model", "oracle"]
+    levels = [float(a) for a in args.confidence.split(",") if a]
+    cautious = [f"{m}@{a:g}" for m in methods if m in ("meta", "meta_dr") for a in levels]
+    names = list(methods) + cautious + [f"rf:{m}" for m in rf_methods] + ["best single model", "oracle"]
     quality = {m: [] for m in names}
     seconds = {m: [] for m in methods}
     rf_seconds = {m: [] for m in rf_methods}
@@ -119,6 +126,11 @@ def main(argv=None):
             score = router.quality_gain(X[test])
             seconds[m].append(time.perf_counter() - t0)
             quality[m].append(_routed_quality(score, cost, correct, budgets)[0])
+            if m in ("meta", "meta_dr") and levels:  # the same fit, routed on each gain's lower order statistic
+                draws = jnp.asarray(router.draws(X[test], n_replicates=args.replicates))
+                for a in levels:
+                    quality[f"{m}@{a:g}"].append(_routed_quality(np.asarray(kth_largest(draws, a)), cost, correct,
+                                                                 budgets)[0])
         fit_rows = np.concatenate([gold, pref])
         t = np.r_[np.ones(len(gold)), np.zeros(len(pref))]
         for m in rf_methods:  # the authors' pipeline on each model's gains, routed by the same rule
@@ -139,7 +151,8 @@ def main(argv=None):
                 "by_budget": Q[m].mean(0).tolist(), "per_run": Q[m].mean(1).tolist()} for m in names}
     per_run = {m: Q[m].mean(1) for m in names}  # each run's quality averaged over the budgets
     pairs = [(a, b) for a in ("meta", "meta_dr") for b in names
-             if a in Q and b != a and not (a == "meta_dr" and b == "meta")]
+             if a in Q and b != a and not (a == "meta_dr" and b == "meta") and b not in cautious]
+    pairs += [(c, c.split("@")[0]) for c in cautious]  # the uncertainty-aware rule against its plug-in rule
     if args.pair_with:
         with open(args.pair_with) as f:
             other = json.load(f)
@@ -156,7 +169,8 @@ def main(argv=None):
     result = {
         "benchmark": "bench_multi", "meta": run_meta(), "runs": args.runs, "learner": args.learner, "cate": args.cate,
         "pair_with": os.path.basename(args.pair_with) if args.pair_with else None,
-        "standardize": args.standardize, "n_gold": args.n_gold, "n_test": args.n_test,
+        "standardize": args.standardize, "confidence": levels, "replicates": args.replicates if levels else None,
+        "n_gold": args.n_gold, "n_test": args.n_test,
         "n_preference": N - args.n_test - args.n_gold, "models": list(base.models), "reference": REFERENCE,
         "budgets_mean": np.mean(budgets_all, 0).tolist(), "rows": rows, "paired": paired,
         "seconds_per_run": {m: float(np.median(v[1:] if len(v) > 1 else v)) for m, v in seconds.items()},

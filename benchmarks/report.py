@@ -282,7 +282,10 @@ def render_multi(result: dict) -> list[str]:
         f"(mean budgets in USD per 1,000 questions: {', '.join(f'{b:.3f}' for b in result['budgets_mean'])}). "
         "`rf:…`: the authors' random-forest pipeline on each model's gains (`_rf.py`); `best single model`: the best one model "
         "within each budget, chosen on the test labels; `oracle`: the best model per question in hindsight. "
-        "Paired differences ± se over runs"
+        + (f"`meta…@α`: the same fit routed by the uncertainty-aware rule (each model's gain at the ⌈α·B⌉-th largest "
+           f"of B = {result['replicates']} bootstrap draws, `MultiRouter.route(confidence=α)`), calibrated the same way. "
+           if result.get("confidence") else "")
+        + "Paired differences ± se over runs"
         + (f"; `{result['pair_with']}:…` rows are that file's runs on the same splits." if result.get("pair_with") else "."),
         "",
         "| method | mean quality over budgets |",

@@ -35,7 +35,9 @@ from mrjax.router._fit import RouterConfig, fit_router, predict_quality, predict
 from mrjax.router._presets import CV_SUFFIXES, preset
 from mrjax.router._protocol import RouterHyper
 from mrjax.router._rule import route as _route
-from mrjax.router._tradeoff import Calibration, _check_nonnegative_gap, breakpoints, calibrate_budget, calibrate_share, tradeoff_curve
+from mrjax.router._tradeoff import (
+    Calibration, _check_nonnegative_gap, breakpoints, calibrate_budget, calibrate_share, kth_largest, tradeoff_curve,
+)
 
 
 def _learner_name(learner, used: dict) -> str:
@@ -524,30 +526,49 @@ class MetaRouter:
             raise ValueError(f"cost_weight must be a finite number or a 1-D array of them, got {cost_weight!r}")
         return w
 
-    def route(self, X: ArrayLike, cost_weight, cost_primary=1.0, cost_alternative=0.0) -> np.ndarray:
+    def _kept_setting(self) -> tuple:
+        """The bootstrap settings of the kept replicates (``n_replicates, bootstrap, seed, retune``), else the
+        defaults."""
+        return (200, "multinomial", None, True) if self._replicates is None else self._replicates[0]
+
+    def _score(self, X, confidence) -> jnp.ndarray:
+        """What routing ranks: ψ̂, or with ``confidence`` α the ⌈α·B⌉-th largest bootstrap draw of ψ."""
+        if confidence is None:
+            return jnp.asarray(np.asarray(self.quality_gain(X)))
+        alpha = unit_interval("confidence", confidence)
+        return kth_largest(self._draws(self._features(X), "quality", *self._kept_setting()), alpha)
+
+    def route(self, X: ArrayLike, cost_weight, cost_primary=1.0, cost_alternative=0.0,
+              confidence: float | None = None) -> np.ndarray:
         """Route to the primary iff ``ψ̂ − w (C_p − C_a) > 0``; ``(n,)`` or ``(W, n)`` booleans.
 
         Any finite ``w``: a negative weight also routes queries with ``ψ̂ ≤ 0`` (shares of
         primary calls above ``P(ψ̂ > 0)``); ``calibrate`` finds the weight for a target.
+        ``confidence`` α (uncertainty-aware routing, here and in ``sweep`` and ``calibrate``): primary
+        iff ``P̂(ψ > w (C_p − C_a)) ≥ α`` over the bootstrap draws (``inference.route_with_uncertainty``),
+        the plug-in rule on the ⌈α·B⌉-th largest draw; from the kept replicates (the last ``draws`` or
+        interval's settings), else 200 multinomial ones.
         """
         w = self._weights(cost_weight)
-        psi = jnp.asarray(np.asarray(self.quality_gain(X)))
+        psi = self._score(X, confidence)
         cp, ca = self._costs(psi.shape[0], cost_primary, cost_alternative)
         out = _route_jit(psi, jnp.asarray(w, jnp.float32), cp, ca)
         return self._out(X, out, "to_primary" if w.ndim == 0 else [float(v) for v in w])
 
-    def sweep(self, X: ArrayLike, cost_weights, cost_primary=1.0, cost_alternative=0.0) -> np.ndarray:
+    def sweep(self, X: ArrayLike, cost_weights, cost_primary=1.0, cost_alternative=0.0,
+              confidence: float | None = None) -> np.ndarray:
         """Share of queries routed to the primary for each cost weight, shape ``(W,)``.
 
         Exact at every weight from one sort of the queries' breakpoints (``router.tradeoff_curve``
-        gives cost, estimated quality and value too).
+        gives cost, estimated quality and value too); ``confidence`` as in ``route``.
         """
         w = np.atleast_1d(self._weights(cost_weights))
-        psi = jnp.asarray(np.asarray(self.quality_gain(X)))
+        psi = self._score(X, confidence)
         cp, ca = self._costs(psi.shape[0], cost_primary, cost_alternative)
         return np.asarray(_usage_jit(_breakpoints_jit(psi, cp, ca), jnp.asarray(w, jnp.float32)))
 
-    def calibrate(self, X: ArrayLike, share=None, budget=None, cost_primary=1.0, cost_alternative=0.0) -> Calibration:
+    def calibrate(self, X: ArrayLike, share=None, budget=None, cost_primary=1.0, cost_alternative=0.0,
+                  confidence: float | None = None) -> Calibration:
         """The cost weight for a target on the queries ``X`` (unlabelled: the traffic to route).
 
         ``share``: the weight (any sign) that routes that share of ``X`` to the primary, within
@@ -555,11 +576,11 @@ class MetaRouter:
         estimated quality with a mean cost per query of at most ``budget`` (never below 0).
         One target or many (``(T,)``). Returns a ``router.Calibration`` of NumPy arrays:
         ``cost_weight``, and the ``usage`` and mean ``cost`` each weight achieves on ``X``.
-        Needs ``C_p ≥ C_a`` on every query.
+        Needs ``C_p ≥ C_a`` on every query. With ``confidence`` (as in ``route``), for that rule.
         """
         if (share is None) == (budget is None):
             raise ValueError("calibrate needs exactly one of share= or budget=")
-        psi = jnp.asarray(np.asarray(self.quality_gain(X)))
+        psi = self._score(X, confidence)
         cp, ca = self._costs(psi.shape[0], cost_primary, cost_alternative)
         bp = _breakpoints_jit(psi, cp, ca)
         _check_nonnegative_gap(bp)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mrjax import _persist
+from mrjax._checks import integer, unit_interval
 from mrjax._output import check_destination, results_folder
 from mrjax._typing import ArrayLike
 from mrjax.api import MetaRouter, _frame_names
@@ -25,6 +26,7 @@ from mrjax.router._fit import fit_router, predict_quality
 from mrjax.router._multi import (
     MultiCalibration, MultiCurve, calibrate_multi_budget, multi_breakpoints, multi_curve, route_multi,
 )
+from mrjax.router._tradeoff import kth_largest
 
 
 def _fit_each(key, data: Dataset, labels, config, hyper):
@@ -183,25 +185,74 @@ class MultiRouter:
         if self.routers_ is None:
             raise RuntimeError("call fit() first")
 
-    def quality_gain(self, X: ArrayLike) -> np.ndarray:
-        """``(n, K)``: each model's estimated gain over the reference (its column 0)."""
+    def _x(self, X: ArrayLike) -> jnp.ndarray:
         self._check_fitted()
-        first = next(iter(self.routers_.values()))
-        x = first._features(X)
-        psi = np.asarray(_quality_each_jit(first.config, self._fits, x))  # (K − 1, n)
-        ref, others = self._index
-        out = np.zeros((x.shape[0], len(self.models_)), np.float32)
-        out[:, others] = psi.T
+        return next(iter(self.routers_.values()))._features(X)
+
+    def _table(self, X: ArrayLike, values: np.ndarray):
+        """``(n, K)`` values: NumPy, or a DataFrame of one column per model indexed like a DataFrame ``X``."""
         if hasattr(X, "columns"):
             import pandas as pd
 
-            return pd.DataFrame(out, index=X.index, columns=self.models_)
+            return pd.DataFrame(values, index=X.index, columns=self.models_)
+        return values
+
+    def _per_model(self, each, shape) -> np.ndarray:
+        """``each(router)`` (of ``shape[:-1]``) in each non-reference model's column of ``shape``; 0 for the reference."""
+        _, others = self._index
+        out = np.zeros(shape, np.float32)
+        for k in others:
+            out[..., k] = np.asarray(each(self.routers_[self.models_[k]]))
         return out
+
+    def quality_gain(self, X: ArrayLike) -> np.ndarray:
+        """``(n, K)``: each model's estimated gain over the reference (its column 0)."""
+        x = self._x(X)
+        psi = np.asarray(_quality_each_jit(next(iter(self.routers_.values())).config, self._fits, x))  # (K − 1, n)
+        out = np.zeros((x.shape[0], len(self.models_)), np.float32)
+        out[:, self._index[1]] = psi.T
+        return self._table(X, out)
 
     predict = quality_gain
 
-    def _breakpoints(self, X, cost):
-        score = np.asarray(self.quality_gain(X))
+    def draws(self, X: ArrayLike, n_replicates: int = 200, bootstrap: str = "multinomial", seed: int | None = None,
+              retune: bool = True) -> np.ndarray:
+        """Bootstrap draws of each model's gain over the reference at the queries ``X``: ``(B, n, K)``, the
+        reference's column 0.
+
+        Each model's Meta-Router refits its whole pipeline on the same resamples of the training rows (one
+        weight matrix from the seed, for every model), so draw ``b`` of all models is one joint draw; the
+        replicates are kept by the models' routers (``routers_``), and later draws, intervals and
+        ``confidence`` routing with the same settings refit nothing. Needs the training data
+        (``save(keep_data=True)`` for a loaded router)."""
+        x = self._x(X)
+        n_replicates = integer("n_replicates", n_replicates, 2)
+        return self._per_model(lambda r: r._draws(x, "quality", n_replicates, bootstrap, seed, retune),
+                               (n_replicates, x.shape[0], len(self.models_)))
+
+    def quality_interval(self, X: ArrayLike, n_replicates: int = 200, level: float = 0.95, kind: str = "percentile",
+                         bootstrap: str = "multinomial", seed: int | None = None, retune: bool = True):
+        """Bootstrap interval for each model's gain over the reference: ``(lower, upper)``, each ``(n, K)``
+        (the reference's columns 0), from the replicates ``draws`` keeps (``MetaRouter.quality_interval``'s
+        options)."""
+        x = self._x(X)
+        level = unit_interval("level", level)
+        lower, upper = self._per_model(
+            lambda r: np.stack(r.quality_interval(x, n_replicates, level, kind, bootstrap, seed, retune)),
+            (2, x.shape[0], len(self.models_)))
+        return self._table(X, lower), self._table(X, upper)
+
+    def _score(self, X, confidence):
+        """The gains routing uses: ψ̂, or with ``confidence`` α each model's gain at the level its bootstrap
+        draws clear with probability α (``router.kth_largest``)."""
+        if confidence is None:
+            return np.asarray(self.quality_gain(X))
+        alpha = unit_interval("confidence", confidence)
+        setting = next(iter(self.routers_.values()))._kept_setting()  # the last draws', else the defaults
+        return np.asarray(kth_largest(jnp.asarray(self.draws(X, *setting)), alpha))
+
+    def _breakpoints(self, X, cost, confidence=None):
+        score = self._score(X, confidence)
         n, K = score.shape
         c = np.asarray(cost, dtype=np.float64)
         if c.shape not in ((K,), (n, K)):
@@ -213,20 +264,25 @@ class MultiRouter:
 
     _weights = staticmethod(MetaRouter._weights)  # the facade's check of cost weights
 
-    def route(self, X: ArrayLike, cost_weight, cost) -> np.ndarray:
+    def route(self, X: ArrayLike, cost_weight, cost, confidence: float | None = None) -> np.ndarray:
         """The model for each query, ``argmax_k ψ̂_k − w·c_k`` (ties to the cheaper model): indices into
         ``models_``, ``(n,)`` for one weight or ``(W, n)`` for ``(W,)``.
 
-        ``cost``: ``(K,)`` per model or ``(n, K)`` per query and model.
+        ``cost``: ``(K,)`` per model or ``(n, K)`` per query and model. ``confidence`` α (uncertainty-aware
+        routing): each model's gain is counted at the level its bootstrap draws exceed with probability α
+        (``draws``; the kept replicates, else 200), so a costlier model is chosen only for a gain it clears
+        with probability α; with two models this is ``inference.route_with_uncertainty``'s rule.
         """
         w = self._weights(cost_weight)
-        return np.asarray(_route_jit(self._breakpoints(X, cost), jnp.asarray(w, jnp.float32)))
+        return np.asarray(_route_jit(self._breakpoints(X, cost, confidence), jnp.asarray(w, jnp.float32)))
 
-    def curve(self, X: ArrayLike, cost_weights, cost, values: ArrayLike | None = None) -> MultiCurve:
+    def curve(self, X: ArrayLike, cost_weights, cost, values: ArrayLike | None = None,
+              confidence: float | None = None) -> MultiCurve:
         """Usage per model, mean cost, and (with ``values (n, K)`` such as true scores) mean quality and
-        policy value at every weight, exactly (``router.multi_curve``), as NumPy arrays."""
+        policy value at every weight, exactly (``router.multi_curve``), as NumPy arrays; ``confidence`` as in
+        ``route``."""
         w = np.atleast_1d(self._weights(cost_weights))
-        bp = self._breakpoints(X, cost)
+        bp = self._breakpoints(X, cost, confidence)
         v = None
         if values is not None:
             v, _ = _scores("values", values, bp.path.shape[0])
@@ -235,14 +291,14 @@ class MultiRouter:
             v = jnp.asarray(v, jnp.float32)
         return MultiCurve(*(np.asarray(a) for a in _curve_jit(bp, jnp.asarray(w, jnp.float32), v)))
 
-    def calibrate(self, X: ArrayLike, budget, cost) -> MultiCalibration:
+    def calibrate(self, X: ArrayLike, budget, cost, confidence: float | None = None) -> MultiCalibration:
         """The weight that buys the most estimated quality within a mean cost per query of ``budget`` on the
         queries ``X`` (one budget or ``(T,)``; never below 0): ``cost_weight``, and the ``usage`` per model
-        and mean ``cost`` it achieves there."""
+        and mean ``cost`` it achieves there; with ``confidence`` (as in ``route``), for that rule."""
         target = np.atleast_1d(np.asarray(budget, dtype=np.float64))
         if target.ndim > 1 or not np.isfinite(target).all():
             raise ValueError(f"budget must be a finite number or a 1-D array of them, got {budget!r}")
-        bp = self._breakpoints(X, cost)
+        bp = self._breakpoints(X, cost, confidence)
         cal = MultiCalibration(*(np.asarray(a) for a in _calibrate_jit(bp, jnp.asarray(target, jnp.float32))))
         # The cheapest policy (each query at its cheapest model) in float64, as the caller's budget is: the
         # engine's float32 sum of it can sit ulps above a budget equal to it (that budget gets the cheapest policy).

@@ -39,7 +39,7 @@ FIT = ["--feature-prefix", "pc_", "--label", "score", "--gold-value", "expert", 
 def test_fit_route_evaluate_round_trip(tmp_path, capsys):
     paths, train, queries = _tables(tmp_path)
     router_dir = str(tmp_path / "router")
-    assert main(["fit", paths["train"], "-o", router_dir, *FIT]) == 0
+    assert main(["fit", paths["train"], "-o", router_dir, *FIT, "--keep-data"]) == 0
     router = MetaRouter.load(router_dir)
     assert router.feature_names_in_ == [f"pc_{i}" for i in range(4)]
     assert router.summary().loc["gold rows", "value"] == 150
@@ -58,6 +58,18 @@ def test_fit_route_evaluate_round_trip(tmp_path, capsys):
     parquet = str(tmp_path / "routed.parquet")
     assert main(["route", router_dir, paths["queries"], "-o", parquet, "--cost-weight", "0.1", "--quiet"]) == 0
     assert np.array_equal(read_table(parquet)["to_primary"].to_numpy(), psi > 0.1)
+    # Uncertainty-aware routing (--confidence), calibrated for that rule, with an interval: the API's numbers.
+    safe = str(tmp_path / "safe.csv")
+    assert main(["route", router_dir, paths["queries"], "-o", safe, "--target-share", "0.2", "--confidence", "0.9",
+                 "--interval", "0.9", "--replicates", "20", "--quiet"]) == 0
+    got = read_table(safe)
+    assert list(got.columns) == ["quality_gain", "lower", "upper", "to_primary"]
+    Xq = queries[router.feature_names_in_]
+    lo, hi = router.quality_interval(Xq, n_replicates=20, level=0.9)
+    np.testing.assert_allclose(got[["lower", "upper"]].to_numpy(), np.c_[lo, hi], rtol=1e-6)
+    w = router.calibrate(Xq, share=0.2, confidence=0.9).cost_weight[0]
+    np.testing.assert_array_equal(got["to_primary"].to_numpy(), np.asarray(router.route(Xq, w, confidence=0.9)))
+    assert not np.array_equal(got["to_primary"].to_numpy(), np.asarray(router.route(Xq, w)))
 
     ev = str(tmp_path / "eval")
     assert main(["evaluate", router_dir, paths["queries"], "-o", ev, "--gain-column", "gain", "--replicates", "50",
@@ -112,6 +124,8 @@ def test_usage_mistakes_exit_2_with_one_line_and_write_nothing(tmp_path, capsys)
     manifest = json.load(open(manifest_path))
     routed = str(tmp_path / "routed.csv")
     _fails(["route", out, paths["queries"], "-o", routed, "--interval", "0.9"], capsys, "keep_data=True")
+    _fails(["route", out, paths["queries"], "-o", routed, "--confidence", "0.9"], capsys, "--confidence", "keep_data=True")
+    _fails(["route", out, paths["queries"], "-o", routed, "--confidence", "1"], capsys, "--confidence must be in")
     _fails(["route", out, paths["train"], "-o", str(tmp_path / "x.xlsx")], capsys, "unknown table format")
     queries = read_table(paths["queries"]).drop(columns="pc_2")
     qpath = str(tmp_path / "q.csv")
@@ -262,6 +276,21 @@ def test_fit_and_route_among_several_models(tmp_path, capsys):
            "no cost for ['big']")
     _fails(["route", router_dir, q_path, "-o", out, "--overwrite", "--model-costs", costs, "--target-share", "0.3"],
            capsys, "--cost-weight or --budget")
+    _fails(["route", router_dir, q_path, "-o", out, "--overwrite", "--model-costs", costs, "--confidence", "0.9"],
+           capsys, "--confidence", "keep_data=True")
+    # With the training rows kept: intervals per model and uncertainty-aware routing at a budget, as the API gives.
+    kept_dir = str(tmp_path / "multi_kept")
+    assert main(["fit", train_path, "-o", kept_dir, *flags, "--keep-data", "--quiet"]) == 0
+    assert main(["route", kept_dir, q_path, "-o", out, "--overwrite", "--model-costs", costs, "--budget", "1.0",
+                 "--confidence", "0.8", "--interval", "0.9", "--replicates", "20", "--quiet"]) == 0
+    routed = read_table(out)
+    assert list(routed.columns) == [f"{c}_{m}" for m in ("small", "mid", "big") for c in ("gain", "lower", "upper")] \
+        + ["model"]
+    kept = MultiRouter.load(kept_dir)
+    lo, hi = (np.asarray(a) for a in kept.quality_interval(Xq, n_replicates=20, level=0.9))
+    np.testing.assert_allclose(routed[["lower_big", "upper_big"]].to_numpy(), np.c_[lo[:, 2], hi[:, 2]], rtol=1e-6)
+    w = kept.calibrate(Xq, 1.0, cost, confidence=0.8).cost_weight[0]
+    assert routed["model"].tolist() == np.asarray(kept.models_)[kept.route(Xq, w, cost, confidence=0.8)].tolist()
     # evaluate: at budgets from the cheapest model's mean cost to the dearest's, the same numbers as the engine.
     ev = str(tmp_path / "ev")
     assert main(["evaluate", router_dir, q_path, "-o", ev, "--model-costs", costs, "--budgets", "5", "--replicates",

@@ -318,3 +318,40 @@ def test_multi_router_saves_and_loads_the_same_gains_bit_for_bit(tmp_path):
     os.remove(os.path.join(path, "multi.json"))
     with pytest.raises(LoadError, match="not a saved MultiRouter"):
         MultiRouter.load(path)
+
+
+@pytest.mark.slow
+def test_multi_router_draws_are_joint_and_confidence_routes_on_each_gains_order_statistic(tmp_path):
+    """Model 3's scores copy model 1's: with one resample per draw for every model their draws are equal bit
+    for bit (separate resamples per model would make them differ). Routing with ``confidence`` α is the
+    brute-force rule on the ⌈α·S⌉-th largest draw of each gain, from the kept replicates."""
+    Xg, gold, Xp, pref = _toy(seed=2, n_gold=60, n_pref=200)
+    gold, pref = np.concatenate([gold, gold[:, 1:2]], 1), np.concatenate([pref, pref[:, 1:2]], 1)
+    multi = MultiRouter(reference=0, learner="ridge", relevance=False, n_folds=2, seed=4).fit(Xg, gold, Xp, pref)
+    Xq, S, alpha = Xp[:40], 30, 0.8
+    D = multi.draws(Xq, n_replicates=S)
+    assert D.shape == (S, 40, 4) and (D[..., 0] == 0).all()
+    np.testing.assert_array_equal(D[..., 3], D[..., 1])
+    assert np.std(D[..., 1], axis=0).min() > 0  # the replicates differ
+    np.testing.assert_array_equal(D[..., 2], multi.routers_[2].draws(Xq, n_replicates=S))
+    lower, upper = multi.quality_interval(Xq, n_replicates=S, level=0.9)
+    lo2, hi2 = multi.routers_[2].quality_interval(Xq, n_replicates=S, level=0.9)
+    np.testing.assert_array_equal(lower[:, 2], lo2)
+    np.testing.assert_array_equal(upper[:, 2], hi2)
+    assert (lower[:, 0] == 0).all() and (upper[:, 0] == 0).all() and (lower <= upper).all()
+
+    score = np.sort(D, axis=0)[S - int(np.ceil(alpha * S))]  # P̂(gain > score) ≥ α per model
+    cost = np.asarray([0.0, 0.3, 0.5, 0.2], np.float32)
+    weights = [0.0, 0.4, 1.5]
+    got = multi.route(Xq, weights, cost, confidence=alpha)
+    np.testing.assert_array_equal(got, _brute(score, np.broadcast_to(cost, score.shape), weights))
+    assert not np.array_equal(got, multi.route(Xq, weights, cost))  # the cautious rule differs from the plug-in
+    cal = multi.calibrate(Xq, [0.1, 0.25], cost, confidence=alpha)
+    ref = calibrate_multi_budget(multi_breakpoints(jnp.asarray(score), jnp.asarray(cost)), jnp.asarray([0.1, 0.25]))
+    np.testing.assert_array_equal(cal.cost_weight, np.asarray(ref.cost_weight))
+    assert (cal.cost <= np.asarray([0.1, 0.25]) + 1e-6).all()
+    with pytest.raises(ValueError, match="confidence"):
+        multi.route(Xq, 0.0, cost, confidence=1.5)
+    multi.save(str(tmp_path / "lean"))
+    with pytest.raises(RuntimeError, match="keep_data=True"):
+        MultiRouter.load(str(tmp_path / "lean")).draws(Xq, n_replicates=S)

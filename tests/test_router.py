@@ -251,6 +251,20 @@ def test_facade_intervals_bracket_the_point_and_validate():
     assert np.all(vlo < vhi)
     with pytest.raises(ValueError, match="cost_weight must be a finite number"):
         mr.value_interval(Xt, [np.nan])
+    # Uncertainty-aware routing on the facade: inference.route_with_uncertainty's rule on the kept draws.
+    from mrjax.inference import route_with_uncertainty
+
+    D = mr.draws(Xt, n_replicates=40)  # the replicates value_interval kept: nothing is refitted
+    cp, w = np.linspace(1.0, 2.0, 15), np.asarray([0.0, 0.1, 0.3])
+    safe = mr.route(Xt, w, cp, 0.5, confidence=0.8)
+    np.testing.assert_array_equal(safe, np.asarray(route_with_uncertainty(
+        jnp.asarray(D), jnp.asarray(w, jnp.float32), 0.8, jnp.asarray(cp, jnp.float32), 0.5)))
+    assert safe.sum() < mr.route(Xt, w, cp, 0.5).sum()  # at α = 0.8 the rule is the more cautious
+    np.testing.assert_allclose(mr.sweep(Xt, w, cp, 0.5, confidence=0.8), safe.mean(1), rtol=0, atol=1e-6)
+    cal = mr.calibrate(Xt, share=0.2, cost_primary=cp, cost_alternative=0.5, confidence=0.8)
+    np.testing.assert_allclose(mr.route(Xt, cal.cost_weight[0], cp, 0.5, confidence=0.8).mean(), cal.usage[0], atol=1e-6)
+    with pytest.raises(ValueError, match="confidence must be in"):
+        mr.route(Xt, 0.0, confidence=0.0)
 
 
 @pytest.mark.slow

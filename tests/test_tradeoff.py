@@ -111,6 +111,13 @@ def test_uncertainty_aware_rule_is_the_plug_in_rule_on_an_order_statistic():
         np.testing.assert_array_equal(got, prob >= alpha)
         score = np.asarray(kth_largest(jnp.asarray(draws), alpha))
         np.testing.assert_array_equal(score, np.sort(draws, axis=0)[S - int(np.ceil(alpha * S - 1e-9))])
+        # (S, n, K) draws of K models' gains: each model's column on its own
+        three = np.stack([draws, draws[::-1] * 2.0, -draws], axis=2)
+        np.testing.assert_array_equal(np.asarray(kth_largest(jnp.asarray(three), alpha)),
+                                      np.stack([np.asarray(kth_largest(jnp.asarray(three[..., k]), alpha))
+                                                for k in range(3)], 1))
+    with pytest.raises(ValueError, match=r"expected shape \(S, n\) or \(S, n, K\)"):
+        kth_largest(jnp.zeros((4,)), 0.5)
 
 
 @pytest.mark.slow

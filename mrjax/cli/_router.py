@@ -110,7 +110,10 @@ def add_parsers(sub) -> None:
                                          "NAME=COLUMN, comma-separated")
     r.add_argument("--interval", type=float, metavar="LEVEL", help="add a bootstrap interval for ψ̂ at this level "
                                                                    "(the router must be saved with --keep-data)")
-    r.add_argument("--replicates", type=int, default=200, help="bootstrap replicates for --interval")
+    r.add_argument("--confidence", type=float, metavar="ALPHA",
+                   help="uncertainty-aware routing: a costlier model only for a gain its bootstrap draws clear with "
+                        "probability ALPHA (primary iff P(ψ > w·(C_p − C_a)) ≥ ALPHA; needs --keep-data)")
+    r.add_argument("--replicates", type=int, default=200, help="bootstrap replicates for --interval and --confidence")
     r.add_argument("--text-column", help="text column to embed (default: the one the router was fitted on)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output table")
     r.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -354,17 +357,20 @@ def _route_models(args, router, frame, X) -> int:
 
     from mrjax.data._tables import write_table
 
-    if args.target_share is not None or args.interval is not None:
-        raise UsageError("a router among several models takes --cost-weight or --budget (a share is one per model), "
-                         "and no --interval")
+    if args.target_share is not None:
+        raise UsageError("a router among several models takes --cost-weight or --budget (a share is one per model)")
     cost = _model_costs(router, frame, args.queries, args.model_costs)
+    confidence = _confidence(router, X, args)
     try:
         if args.budget is not None:
-            w = float(router.calibrate(X, finite("--budget", args.budget), cost).cost_weight[0])
+            w = float(router.calibrate(X, finite("--budget", args.budget), cost, confidence).cost_weight[0])
         else:
             w = 0.0 if args.cost_weight is None else finite("--cost-weight", args.cost_weight)
         gains = np.asarray(router.quality_gain(X))
-        chosen = router.route(X, w, cost)
+        if args.interval is not None:
+            lower, upper = (np.asarray(a) for a in router.quality_interval(
+                X, n_replicates=args.replicates, level=unit_interval("--interval", args.interval)))
+        chosen = router.route(X, w, cost, confidence)
     except (ValueError, RuntimeError) as err:
         raise UsageError(str(err)) from None
     out = pd.DataFrame(index=frame.index)
@@ -372,6 +378,8 @@ def _route_models(args, router, frame, X) -> int:
         out[args.id_column] = frame[args.id_column]
     for k, name in enumerate(router.models_):
         out[f"gain_{name}"] = gains[:, k]
+        if args.interval is not None:
+            out[f"lower_{name}"], out[f"upper_{name}"] = lower[:, k], upper[:, k]
     out["model"] = [router.models_[k] for k in chosen]
     write_table(out, args.out)
     if not args.quiet:
@@ -379,6 +387,21 @@ def _route_models(args, router, frame, X) -> int:
         shares = ", ".join(f"{m} {np.mean(chosen == k):.1%}" for k, m in enumerate(router.models_) if np.any(chosen == k))
         print(f"cost weight {w:.6g}: {shares} of {len(out)} queries, mean cost {spent:.6g} per query; wrote {args.out}")
     return 0
+
+
+def _confidence(router, X, args):
+    """``--confidence`` checked, its bootstrap replicates (``--replicates``) fitted and kept; None without it."""
+    if args.confidence is None:
+        return None
+    try:
+        alpha = unit_interval("--confidence", args.confidence)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    try:
+        router.draws(X, n_replicates=args.replicates)
+    except (ValueError, RuntimeError) as err:
+        raise UsageError(f"--confidence: {err}") from None
+    return alpha
 
 
 def _query_features(router, frame, path, text_column):
@@ -434,13 +457,14 @@ def route(args) -> int:
                          "--cost-primary and --cost-alternative")
     cp = _cost(frame, args.queries, args.cost_primary, "--cost-primary")
     ca = _cost(frame, args.queries, args.cost_alternative, "--cost-alternative")
+    confidence = _confidence(router, X, args)
     try:
         if args.target_share is not None:
             w = float(router.calibrate(X, share=unit_interval("--target-share", args.target_share), cost_primary=cp,
-                                       cost_alternative=ca).cost_weight[0])
+                                       cost_alternative=ca, confidence=confidence).cost_weight[0])
         elif args.budget is not None:
             w = float(router.calibrate(X, budget=finite("--budget", args.budget), cost_primary=cp,
-                                       cost_alternative=ca).cost_weight[0])
+                                       cost_alternative=ca, confidence=confidence).cost_weight[0])
         else:
             w = 0.0 if args.cost_weight is None else finite("--cost-weight", args.cost_weight)
         out = pd.DataFrame(index=frame.index)
@@ -450,7 +474,7 @@ def route(args) -> int:
         if args.interval is not None:
             lo, hi = router.quality_interval(X, n_replicates=args.replicates, level=unit_interval("--interval", args.interval))
             out["lower"], out["upper"] = np.asarray(lo), np.asarray(hi)
-        out["to_primary"] = np.asarray(router.route(X, w, cp, ca))
+        out["to_primary"] = np.asarray(router.route(X, w, cp, ca, confidence))
     except (ValueError, RuntimeError) as err:
         raise UsageError(str(err)) from None
     write_table(out, args.out)

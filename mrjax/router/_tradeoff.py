@@ -220,14 +220,16 @@ def tradeoff_curve(bp: Breakpoints, cost_weights: ArrayLike, gains: Array | None
 
 
 def kth_largest(draws: Array, alpha: float) -> Array:
-    """Per query, the ``k``-th largest of ``S`` draws, ``k = ⌈α·S⌉``: ``(n,)``.
+    """Per query, the ``k``-th largest of ``S`` draws, ``k = ⌈α·S⌉``: ``(n,)`` from ``(S, n)`` draws, and
+    ``(n, K)`` from ``(S, n, K)`` (each model's gain on its own).
 
     ``P̂(ψ(q) > w·g(q)) ≥ α`` over the draws holds exactly when this order statistic's own
     plug-in rule routes ``q``, so the uncertainty-aware policy is the plug-in policy of
-    this score and gets its curves and calibration from the same breakpoints.
+    this score and gets its curves and calibration from the same breakpoints (among ``K``
+    models, ``multi_breakpoints`` of the ``(n, K)`` score).
     """
-    if draws.ndim != 2:
-        raise ValueError(f"draws: expected shape (S, n), got {draws.shape}")
+    if draws.ndim not in (2, 3):
+        raise ValueError(f"draws: expected shape (S, n) or (S, n, K), got {draws.shape}")
     S = draws.shape[0]
     k = int(np.ceil(float(alpha) * S - 1e-9))  # count/S ≥ α  ⇔  count ≥ ⌈α S⌉ (guarding float rounding)
     k = min(max(k, 1), S)
