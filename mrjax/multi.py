@@ -68,7 +68,9 @@ class MultiRouter:
     models_ : the K model names (score columns) or indices; routers_ : dict model name → fitted
     ``MetaRouter`` of that model's gain (``summary()``, ``effect``, intervals), the reference left out.
 
-    ``save``/``load`` keep a fitted router in a folder (one ``MetaRouter`` folder per gain).
+    ``save``/``load`` keep a fitted router in a folder (one ``MetaRouter`` folder per gain). ``draws`` and
+    ``quality_interval`` bootstrap every gain on one set of resamples; ``route``, ``curve`` and ``calibrate``
+    take ``confidence=`` for the uncertainty-aware rule.
     """
 
     def __init__(self, reference: int | str = 0, **params):

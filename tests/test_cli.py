@@ -282,7 +282,8 @@ def test_fit_and_route_among_several_models(tmp_path, capsys):
     kept_dir = str(tmp_path / "multi_kept")
     assert main(["fit", train_path, "-o", kept_dir, *flags, "--keep-data", "--quiet"]) == 0
     assert main(["route", kept_dir, q_path, "-o", out, "--overwrite", "--model-costs", costs, "--budget", "1.0",
-                 "--confidence", "0.8", "--interval", "0.9", "--replicates", "20", "--quiet"]) == 0
+                 "--confidence", "0.8", "--interval", "0.9", "--replicates", "20"]) == 0
+    assert "(confidence 0.8)" in capsys.readouterr().out
     routed = read_table(out)
     assert list(routed.columns) == [f"{c}_{m}" for m in ("small", "mid", "big") for c in ("gain", "lower", "upper")] \
         + ["model"]

@@ -385,7 +385,8 @@ def _route_models(args, router, frame, X) -> int:
     if not args.quiet:
         spent = np.mean(cost[np.arange(len(chosen)), chosen])
         shares = ", ".join(f"{m} {np.mean(chosen == k):.1%}" for k, m in enumerate(router.models_) if np.any(chosen == k))
-        print(f"cost weight {w:.6g}: {shares} of {len(out)} queries, mean cost {spent:.6g} per query; wrote {args.out}")
+        rule = "" if confidence is None else f" (confidence {confidence:g})"
+        print(f"cost weight {w:.6g}{rule}: {shares} of {len(out)} queries, mean cost {spent:.6g} per query; wrote {args.out}")
     return 0
 
 
@@ -480,7 +481,8 @@ def route(args) -> int:
     write_table(out, args.out)
     if not args.quiet:
         cost = np.mean(np.where(out["to_primary"], cp, ca))
-        print(f"cost weight {w:.6g}: {out['to_primary'].mean():.1%} of {len(out)} queries to the primary, mean cost "
+        rule = "" if confidence is None else f" (confidence {confidence:g})"
+        print(f"cost weight {w:.6g}{rule}: {out['to_primary'].mean():.1%} of {len(out)} queries to the primary, mean cost "
               f"{cost:.6g} per query; wrote {args.out}")
     return 0
 
