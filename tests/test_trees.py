@@ -196,9 +196,10 @@ def test_deep_levels_on_few_rows_split_as_the_full_node_search_does():
     g = -h * (y - jnp.sum(h * y) / jnp.sum(h))
     pad = jnp.zeros((200,), jnp.float32)
     Xp = jnp.concatenate([X, jnp.zeros((200, 4), jnp.float32)])
-    few = _grow(_binned(X, e, 16), g, h, 8, 16, 0.01, 1.0, oblivious=False)
-    many = _grow(_binned(Xp, e, 16), jnp.concatenate([g, pad]), jnp.concatenate([h, pad]), 8, 16, 0.01, 1.0,
-                 oblivious=False)
+    # (the histogram search throughout: the next test checks the other; jitted, as op-by-op it took 20 s)
+    grow = jax.jit(lambda X, g, h: _grow(_binned(X, e, 16), g, h, 8, 16, 0.01, 1.0, oblivious=False, sorted_from=8))
+    few = grow(X, g, h)
+    many = grow(Xp, jnp.concatenate([g, pad]), jnp.concatenate([h, pad]))
     occupied = np.zeros(255, bool)  # the padding rows sit in nodes of their own; compare the real rows' nodes
     bins, node = np.asarray(bin_features(e, X)), np.zeros(60, int)
     for level in range(8):  # node k of level l at 2**l − 1 + k
@@ -209,6 +210,83 @@ def test_deep_levels_on_few_rows_split_as_the_full_node_search_does():
         np.testing.assert_array_equal(np.where(occupied, a, -1), np.where(occupied, b, -1))
     np.testing.assert_array_equal(few[2], many[2][:60])
     assert int(np.sum(occupied[127:])) < 60 < 128  # the deepest level had more nodes than rows
+
+
+@pytest.mark.parametrize("max_features", [1.0, 0.5])
+def test_the_sorted_search_finds_the_splits_the_histograms_find(max_features):
+    """A forest's deep levels search rows sorted by node and bin instead of histograms. On the same nodes (four
+    levels grown alike) the fifth level's two searches split the same nodes, each chosen split's gain
+    (recomputed in float64) is the node's best within float32 rounding, and where the best partition of a
+    node's rows is unique beyond that rounding both send the same rows left. (Two thresholds that part a
+    node's rows alike tie exactly; rounding picks among them in either search.) Two coarse features give
+    empty bins and long runs of one bin."""
+    from mrjax.learners._trees import _binned, _feature_subsets, _grow
+
+    X, y = _data(n=240, d=6, seed=3)
+    X = X.at[:, 4:].set(jnp.round(X[:, 4:]))  # few distinct values
+    n, d, B, level = 240, 6, 16, 4
+    e = quantile_edges(X, jnp.ones(n), B)
+    b = _binned(X, e, B, scatter=True)
+    h = jax.random.poisson(jax.random.key(5), 1.0, (n,)).astype(jnp.float32)
+    g = -h * (y - jnp.sum(h * y) / jnp.sum(h))
+    k = max(1, round(max_features * d))
+    offered = None if k == d else _feature_subsets(jax.random.key(6), level + 1, d, k)
+    grow = jax.jit(lambda depth, sorted_from: _grow(b, g, h, depth, B, 0.01, 1.0, offered, oblivious=False,
+                                                    sorted_from=sorted_from), static_argnums=(0, 1))
+    hist, srt = grow(level + 1, level + 1), grow(level + 1, level)
+    at = slice(2 ** level - 1, 2 ** (level + 1) - 1)
+    np.testing.assert_array_equal(hist[0][:at.start], srt[0][:at.start])  # the levels above: one search
+    node = np.asarray(hist[2]) % 2 ** level  # the nodes four levels down (a leaf's low bits)
+    bins, G, H = np.asarray(b.bins), np.asarray(g, np.float64), np.asarray(h, np.float64)
+    fh, th = np.asarray(hist[0][at]), np.asarray(hist[1][at])
+    fs, ts = np.asarray(srt[0][at]), np.asarray(srt[1][at])
+    np.testing.assert_array_equal(th == B - 1, ts == B - 1)  # the same nodes split
+    compared = unique = 0
+    for j in np.unique(node):
+        rows = np.where(node == j)[0]
+        allowed = range(d) if offered is None else np.asarray(offered[level][j])
+        gains = {}  # float64 gain of each distinct partition of the node's rows (valid splits only)
+        for f in allowed:
+            for t in range(B - 1):
+                left = bins[rows, f] <= t
+                hl, hr = H[rows][left].sum(), H[rows][~left].sum()
+                if hl >= 1.0 and hr >= 1.0:
+                    gl, gr = G[rows][left].sum(), G[rows][~left].sum()
+                    gains[left.tobytes()] = (gl ** 2 / (hl + .01) + gr ** 2 / (hr + .01)
+                                             - (gl + gr) ** 2 / (hl + hr + .01))
+        if th[j] == B - 1:
+            continue
+        compared += 1
+        top = sorted(gains.values())[::-1]
+        tol = 1e-4 * top[0]
+        for f, t in ((fh[j], th[j]), (fs[j], ts[j])):
+            assert gains[(bins[rows, f] <= t).tobytes()] >= top[0] - tol
+        if len(top) == 1 or top[1] < top[0] - tol:
+            unique += 1
+            np.testing.assert_array_equal(bins[rows, fh[j]] <= th[j], bins[rows, fs[j]] <= ts[j])
+    assert compared >= 8 and unique >= 5  # the level had nodes to compare (12 and 8, 9 and 7 on these keys)
+
+
+def test_running_sums_within_nodes_equal_float64_sums_and_keep_their_bits_in_a_batch():
+    """The sorted search's sums over a node's positions, from the left and from the right: equal to the float64
+    sums within float32 rounding, and the same bits alone or in a vmapped batch (elementwise adds only)."""
+    from mrjax.learners._trees import _running_sums
+
+    rng = np.random.default_rng(0)
+    n = 300
+    cuts = np.sort(rng.choice(np.arange(1, n), 20, replace=False))
+    seg = np.searchsorted(cuts, np.arange(n), side="right")
+    lo, hi = np.r_[0, cuts][seg], np.r_[cuts - 1, n - 1][seg]
+    V = (rng.normal(size=(3, 2, 5, n)) * 10.0 ** rng.uniform(-3, 3, size=(3, 2, 5, n))).astype(np.float32)
+    for reverse in (False, True):
+        run = lambda v: _running_sums(v, jnp.asarray(lo), jnp.asarray(hi), reverse)  # noqa: E731
+        batch = np.asarray(jax.jit(jax.vmap(run), compiler_options=FULL_OPTIMIZATION)(jnp.asarray(V)))
+        alone = jax.jit(run, compiler_options=FULL_OPTIMIZATION)
+        np.testing.assert_array_equal(np.stack([np.asarray(alone(jnp.asarray(v))) for v in V]), batch)
+        ref = np.stack([V[..., slice(p, hi[p] + 1) if reverse else slice(lo[p], p + 1)].astype(np.float64).sum(-1)
+                        for p in range(n)], axis=-1)
+        scale = np.stack([np.abs(V[..., lo[p]:hi[p] + 1]).astype(np.float64).sum(-1) for p in range(n)], axis=-1)
+        assert np.max(np.abs(batch - ref) / scale) < 1e-6  # float32 rounding over at most 2**9 adds
 
 
 def test_empty_children_never_give_nan_even_without_penalties():
@@ -311,6 +389,7 @@ def test_a_fit_in_a_vmapped_batch_has_the_same_bits_as_alone(kind):
     the other way and forests differed by up to 0.24 between a batch of four, a batch of two and a loop."""
     rng = np.random.default_rng(0)
     n, d, learner = {"forest_max_features": (600, 50, RandomForest(n_trees=6, depth=6, max_features=0.3)),
+                     # (levels 2–7 search sorted rows, levels 0–1 histograms)
                      "forest_255_bins": (300, 10, RandomForest(n_trees=10, depth=8, n_bins=255))}[kind]
     X = jnp.asarray(rng.normal(size=(n, d)), jnp.float32)
     y = jnp.asarray(np.sin(3 * np.asarray(X[:, 0])) + rng.normal(size=n), jnp.float32)
