@@ -279,7 +279,7 @@ def test_running_sums_within_nodes_equal_float64_sums_and_keep_their_bits_in_a_b
     lo, hi = np.r_[0, cuts][seg], np.r_[cuts - 1, n - 1][seg]
     V = (rng.normal(size=(3, 2, 5, n)) * 10.0 ** rng.uniform(-3, 3, size=(3, 2, 5, n))).astype(np.float32)
     for reverse in (False, True):
-        run = lambda v: _running_sums(v, jnp.asarray(lo), jnp.asarray(hi), reverse)  # noqa: E731
+        run = lambda v: _running_sums(v, jnp.asarray(lo), jnp.asarray(hi))[int(reverse)]  # noqa: E731
         batch = np.asarray(jax.jit(jax.vmap(run), compiler_options=FULL_OPTIMIZATION)(jnp.asarray(V)))
         alone = jax.jit(run, compiler_options=FULL_OPTIMIZATION)
         np.testing.assert_array_equal(np.stack([np.asarray(alone(jnp.asarray(v))) for v in V]), batch)

@@ -224,24 +224,23 @@ def _sorted_lists(bins: Array, node: Array, m: int, n_bins: int) -> _Lists:
     return _Lists(rows.astype(jnp.int32), lo.astype(jnp.int32), hi.astype(jnp.int32))
 
 
-def _running_sums(v: Array, lo: Array, hi: Array, reverse: bool) -> Array:
-    """Inclusive running sums of ``v (..., n)`` along its last axis within each position's node ``lo … hi``
-    (from the right with ``reverse``). Doubling steps (Hillis–Steele), as many as the largest node needs,
+def _running_sums(v: Array, lo: Array, hi: Array) -> tuple[Array, Array]:
+    """Inclusive running sums of ``v (..., n)`` along its last axis within each position's node ``lo … hi``,
+    from the left and from the right. Doubling steps (Hillis–Steele), as many as the largest node needs,
     each a whole-array elementwise add in a loop step of its own: every sum adds in a fixed order whatever
     the batch, and the loop keeps XLA from fusing the steps into recomputation."""
     idx = jnp.arange(v.shape[-1])
     span = jnp.max(hi - lo)
 
     def step(carry):
-        k, v = carry
+        k, left, right = carry
         s = jnp.left_shift(1, k)
-        if reverse:
-            other, ok = jnp.roll(v, -s, axis=-1), idx + s <= hi
-        else:
-            other, ok = jnp.roll(v, s, axis=-1), idx - s >= lo
-        return k + 1, v + jnp.where(jnp.broadcast_to(ok, v.shape), other, 0.0)
+        left = left + jnp.where(jnp.broadcast_to(idx - s >= lo, v.shape), jnp.roll(left, s, axis=-1), 0.0)
+        right = right + jnp.where(jnp.broadcast_to(idx + s <= hi, v.shape), jnp.roll(right, -s, axis=-1), 0.0)
+        return k + 1, left, right
 
-    return jax.lax.while_loop(lambda c: jnp.left_shift(1, c[0]) <= span, step, (0, v))[1]
+    _, left, right = jax.lax.while_loop(lambda c: jnp.left_shift(1, c[0]) <= span, step, (0, v, v))
+    return left, right
 
 
 def _sorted_splits(lists: _Lists, bins: Array, node: Array, g: Array, h: Array, m: int, n_bins: int, l2,
@@ -258,10 +257,10 @@ def _sorted_splits(lists: _Lists, bins: Array, node: Array, g: Array, h: Array, 
     fcol = jnp.arange(d)[:, None]
     b = bins[rows, fcol]  # (d, n) each position's bin
     v = jnp.stack([g[rows], h[rows]])
-    left = _running_sums(v, lo, hi, reverse=False)
+    left, right = _running_sums(v, lo, hi)
     after = jnp.minimum(idx + 1, n - 1)
     inner = idx < hi  # a split after the node's last position leaves its right side empty
-    right = jnp.where(inner[None, None, :], _running_sums(v, lo, hi, reverse=True)[:, :, after], 0.0)
+    right = jnp.where(inner[None, None, :], right[:, :, after], 0.0)
     (GL, HL), (GR, HR), (Gt, Ht) = left, right, left[:, :, hi]
     gain = GL ** 2 / (HL + l2) + GR ** 2 / (HR + l2) - Gt ** 2 / (Ht + l2)
     valid = (HL >= min_child_weight) & (HR >= min_child_weight) & (HL + l2 > 0) & (HR + l2 > 0)
@@ -274,11 +273,11 @@ def _sorted_splits(lists: _Lists, bins: Array, node: Array, g: Array, h: Array, 
         listed = features[jnp.minimum(slot_node, m - 1)]  # (n, k) each slot's features
         offered = jnp.zeros((n, d), bool).at[jnp.arange(n)[:, None], listed].set(True)
         valid = valid & offered[slot].T
-    gain = jnp.where(valid, gain, 0.0).reshape(-1)
-    sl = jnp.broadcast_to(slot, (d, n)).reshape(-1)
-    top = jax.ops.segment_max(gain, sl, num_segments=n)
-    flat = (fcol * B1 + b).reshape(-1)
-    best = jax.ops.segment_min(jnp.where(gain == top[sl], flat, d * B1), sl, num_segments=n)
+    gain = jnp.where(valid, gain, 0.0)
+    # Per position over the features first, then per node over its positions (max and min are exact).
+    top = jax.ops.segment_max(jnp.max(gain, axis=0), slot, num_segments=n)
+    flat = jnp.where(gain == top[slot][None, :], fcol * B1 + b, d * B1)
+    best = jax.ops.segment_min(jnp.min(flat, axis=0), slot, num_segments=n)
     split = top > 0
     f_idx = jnp.zeros((m,), jnp.int32).at[slot_node].set(jnp.where(split, best // B1, 0), mode="drop")
     t_idx = jnp.full((m,), B1, jnp.int32).at[slot_node].set(jnp.where(split, best % B1, B1), mode="drop")
