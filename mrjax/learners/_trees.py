@@ -150,35 +150,38 @@ def _grow(b: _Binned, g: Array, h: Array, depth: int, n_bins: int, l2, min_child
             if level == sorted_from:
                 lists = _sorted_lists(b.bins, node, m, n_bins)
             f_idx, t_idx = _sorted_splits(lists, b.bins, node, g, h, m, n_bins, l2, min_child_weight, features)
-            feats.append(f_idx)
-            thrs.append(t_idx)
-            right = _goes_right(b.bins, f_idx, t_idx, node)
-            node = node + right * m
-            if level < depth - 1:
-                lists = _partition(lists, right)
-            continue
-        if m > n:  # more nodes than rows: histograms of the occupied nodes only, in slots 0 … n − 1
-            occupied = jax.ops.segment_sum(jnp.ones_like(node), node, num_segments=m) > 0
-            position = jnp.nonzero(occupied, size=n, fill_value=m)[0]  # each slot's node (m: an unused slot)
-            G, H = _sums(b, (jnp.cumsum(occupied) - 1)[node], g, h, n, n_bins)
-            features = None if features is None else features[jnp.minimum(position, m - 1)]
         else:
-            position = jnp.arange(m)
-            G, H = _sums(b, node, g, h, m, n_bins)
-        if oblivious:  # (an empty node's gains are 0, so the unlisted nodes change no sum)
-            best = _first_argmax(_ordered_sum(_gains(G, H, l2, min_child_weight)).reshape(-1))
-            f_idx = jnp.full((m,), best // (n_bins - 1))
-            t_idx = jnp.full((m,), best % (n_bins - 1))
-        else:  # a node not listed (empty) does not split
-            best, top = _best_splits(G, H, l2, min_child_weight, features)
-            f_idx = jnp.zeros((m,), jnp.int32).at[position].set(jnp.where(top > 0, best // (n_bins - 1), 0),
-                                                                  mode="drop")
-            t_idx = jnp.full((m,), n_bins - 1).at[position].set(
-                jnp.where(top > 0, best % (n_bins - 1), n_bins - 1), mode="drop")
+            f_idx, t_idx = _histogram_splits(b, node, g, h, m, n_bins, l2, min_child_weight, features, oblivious)
         feats.append(f_idx)
         thrs.append(t_idx)
-        node = node + _goes_right(b.bins, f_idx, t_idx, node) * m
+        right = _goes_right(b.bins, f_idx, t_idx, node)
+        node = node + right * m
+        if sorted_from <= level < depth - 1:
+            lists = _partition(lists, right)
     return jnp.concatenate(feats).astype(jnp.int32), jnp.concatenate(thrs).astype(jnp.int32), node
+
+
+def _histogram_splits(b: _Binned, node: Array, g: Array, h: Array, m: int, n_bins: int, l2, min_child_weight,
+                      features: Array | None, oblivious: bool) -> tuple[Array, Array]:
+    """One level's ``(m,)`` features and thresholds from gradient and hessian histograms of its nodes."""
+    n = node.shape[0]
+    if m > n:  # more nodes than rows: histograms of the occupied nodes only, in slots 0 … n − 1
+        occupied = jax.ops.segment_sum(jnp.ones_like(node), node, num_segments=m) > 0
+        position = jnp.nonzero(occupied, size=n, fill_value=m)[0]  # each slot's node (m: an unused slot)
+        G, H = _sums(b, (jnp.cumsum(occupied) - 1)[node], g, h, n, n_bins)
+        features = None if features is None else features[jnp.minimum(position, m - 1)]
+    else:
+        position = jnp.arange(m)
+        G, H = _sums(b, node, g, h, m, n_bins)
+    if oblivious:  # (an empty node's gains are 0, so the unlisted nodes change no sum)
+        best = _first_argmax(_ordered_sum(_gains(G, H, l2, min_child_weight)).reshape(-1))
+        return jnp.full((m,), best // (n_bins - 1)), jnp.full((m,), best % (n_bins - 1))
+    # a node not listed (empty) does not split
+    best, top = _best_splits(G, H, l2, min_child_weight, features)
+    f_idx = jnp.zeros((m,), jnp.int32).at[position].set(jnp.where(top > 0, best // (n_bins - 1), 0), mode="drop")
+    t_idx = jnp.full((m,), n_bins - 1).at[position].set(jnp.where(top > 0, best % (n_bins - 1), n_bins - 1),
+                                                        mode="drop")
+    return f_idx, t_idx
 
 
 class _Lists(NamedTuple):
