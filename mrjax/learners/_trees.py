@@ -265,9 +265,8 @@ def _sorted_splits(lists: _Lists, bins: Array, node: Array, g: Array, h: Array, 
     inner = idx < hi  # a split after the node's last position leaves its right side empty
     right = jnp.where(inner[None, None, :], right[:, :, after], 0.0)
     (GL, HL), (GR, HR), (Gt, Ht) = left, right, left[:, :, hi]
-    gain = GL ** 2 / (HL + l2) + GR ** 2 / (HR + l2) - Gt ** 2 / (Ht + l2)
-    valid = (HL >= min_child_weight) & (HR >= min_child_weight) & (HL + l2 > 0) & (HR + l2 > 0)
-    valid = valid & inner[None, :] & (b != b[:, after])
+    gain = _split_gain(GL, HL, GR, HR, Gt, Ht, l2, min_child_weight)
+    valid = inner[None, :] & (b != b[:, after])  # ends a run of one bin, not the node's last position
     first = jnp.concatenate([jnp.ones((1,), bool), lo[1:] != lo[:-1]])
     slot = jnp.cumsum(first) - 1  # each position's node's slot, 0 … (occupied nodes − 1)
     at = node[rows[0]]
@@ -308,10 +307,16 @@ def _gains(G: Array, H: Array, l2, min_child_weight) -> Array:
     """``(m, d, n_bins − 1)`` gain of each split of each node."""
     # Bins first, so the scans take whole (m, d) slices; one transpose back at the end.
     (GL, GR, Gt), (HL, HR, Ht) = (_split_sums(jnp.moveaxis(A, -1, 0)) for A in (G, H))  # bins ≤ k go left
-    gain = GL ** 2 / (HL + l2) + GR ** 2 / (HR + l2) - (Gt ** 2 / (Ht + l2))[None]
+    return jnp.moveaxis(_split_gain(GL, HL, GR, HR, Gt[None], Ht[None], l2, min_child_weight), 0, -1)
+
+
+def _split_gain(GL: Array, HL: Array, GR: Array, HR: Array, Gt: Array, Ht: Array, l2, min_child_weight) -> Array:
+    """The second-order gain of splits with left, right and node sums ``G``, ``H``; 0 where a child weighs less
+    than ``min_child_weight``. Both split searches score by it."""
+    gain = GL ** 2 / (HL + l2) + GR ** 2 / (HR + l2) - Gt ** 2 / (Ht + l2)
     # A child of zero hessian with l2 = 0 would give 0 / 0 (and its parent too when both are empty).
     valid = (HL >= min_child_weight) & (HR >= min_child_weight) & (HL + l2 > 0) & (HR + l2 > 0)
-    return jnp.moveaxis(jnp.where(valid, gain, 0.0), 0, -1)
+    return jnp.where(valid, gain, 0.0)
 
 
 def _best_splits(G: Array, H: Array, l2, min_child_weight, features: Array | None) -> tuple[Array, Array]:
