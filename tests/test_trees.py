@@ -123,7 +123,7 @@ def test_one_hot_histograms_equal_the_segment_sums():
     scatter = _sums(_binned(X, e, 16, scatter=True), node, y, h, 4, 16)
     product = _sums(_binned(X, e, 16, scatter=False), node, y, h, 4, 16)
     for a, b in zip(scatter, product):
-        assert a.shape == (4, 6, 16)
+        assert a.shape == (16, 6, 4)  # bins, features, nodes
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     assert float(jnp.sum(scatter[1])) == pytest.approx(6 * float(jnp.sum(h)), rel=1e-5)  # each row once per feature
 
@@ -166,12 +166,13 @@ def test_forest_nodes_are_offered_exactly_max_features_features():
     from mrjax.learners._trees import _best_splits, _gains
 
     rng = np.random.default_rng(0)
-    G = jnp.asarray(rng.normal(size=(8, 7, 16)), jnp.float32)
-    H = jnp.asarray(rng.uniform(0.5, 2.0, size=(8, 7, 16)), jnp.float32)
+    G = jnp.asarray(rng.normal(size=(16, 7, 8)), jnp.float32)  # bins, features, nodes
+    H = jnp.asarray(rng.uniform(0.5, 2.0, size=(16, 7, 8)), jnp.float32)
     i, top = _best_splits(G, H, 0.1, 1.0, subsets[3])
     offered = np.zeros((8, 7), bool)
     offered[np.arange(8)[:, None], np.asarray(subsets[3])] = True
-    masked = np.where(offered[:, :, None], np.asarray(_gains(G, H, 0.1, 1.0)), -np.inf).reshape(8, -1)
+    gains = np.asarray(_gains(G, H, 0.1, 1.0)).transpose(2, 1, 0)  # nodes, features, thresholds
+    masked = np.where(offered[:, :, None], gains, -np.inf).reshape(8, -1)
     np.testing.assert_array_equal(i, masked.argmax(1))
     np.testing.assert_allclose(top, masked.max(1), rtol=1e-6)
     X, y = _data(n=400)

@@ -69,7 +69,7 @@ class _Binned(NamedTuple):
     """The training rows on their bins, with what the histograms need."""
 
     bins: Array  # (n, d) int32
-    cell: Array | None  # (n·d,) feature·B + bin for a segment sum (CPU); None: one-hot products
+    cell: Array | None  # (n·d,) bin·d + feature, for a segment sum (CPU); None: one-hot products
 
 
 def _binned(X: Array, edges: Array, n_bins: int, scatter: bool | None = None) -> _Binned:
@@ -80,15 +80,16 @@ def _binned(X: Array, edges: Array, n_bins: int, scatter: bool | None = None) ->
 def _cells(bins: Array, n_bins: int, scatter: bool) -> _Binned:
     if not scatter:
         return _Binned(bins, None)
-    return _Binned(bins, (jnp.arange(bins.shape[1])[None, :] * n_bins + bins).reshape(-1))
+    return _Binned(bins, (bins * bins.shape[1] + jnp.arange(bins.shape[1])[None, :]).reshape(-1))
 
 
 def _sums(b: _Binned, node: Array, g: Array, h: Array, m: int, n_bins: int) -> tuple[Array, Array]:
-    """Gradient and hessian sums per node, feature and bin: two ``(m, d, n_bins)`` arrays."""
+    """Gradient and hessian sums per bin, feature and node: two ``(n_bins, d, m)`` arrays, bins first so that the
+    running sums over the bins step through contiguous ``(d, m)`` slices, with no transpose before or after."""
     n, d = b.bins.shape
     if b.cell is not None:
-        index = jnp.repeat(node, d) * (d * n_bins) + b.cell
-        return tuple(jax.ops.segment_sum(jnp.repeat(v, d), index, num_segments=m * d * n_bins).reshape(m, d, n_bins)
+        index = b.cell * m + jnp.repeat(node, d)
+        return tuple(jax.ops.segment_sum(jnp.repeat(v, d), index, num_segments=n_bins * d * m).reshape(n_bins, d, m)
                      for v in (g, h))
     at = (node[:, None] == jnp.arange(m)[None, :]).astype(g.dtype)
     lhs = jnp.concatenate([at * g[:, None], at * h[:, None]], axis=1).T  # (2m, n)
@@ -98,7 +99,7 @@ def _sums(b: _Binned, node: Array, g: Array, h: Array, m: int, n_bins: int) -> t
         return jnp.matmul(lhs, onehot, precision="highest")
 
     out = jax.lax.map(feature, b.bins.T).reshape(d, 2, m, n_bins)
-    return out[:, 0].transpose(1, 0, 2), out[:, 1].transpose(1, 0, 2)
+    return out[:, 0].transpose(2, 0, 1), out[:, 1].transpose(2, 0, 1)
 
 
 def _split_sums(S: Array) -> tuple[Array, Array, Array]:
@@ -174,7 +175,8 @@ def _histogram_splits(b: _Binned, node: Array, g: Array, h: Array, m: int, n_bin
         position = jnp.arange(m)
         G, H = _sums(b, node, g, h, m, n_bins)
     if oblivious:  # (an empty node's gains are 0, so the unlisted nodes change no sum)
-        best = _first_argmax(_ordered_sum(_gains(G, H, l2, min_child_weight)).reshape(-1))
+        summed = _ordered_sum(jnp.moveaxis(_gains(G, H, l2, min_child_weight), -1, 0))  # (n_bins − 1, d)
+        best = _first_argmax(summed.T.reshape(-1))
         return jnp.full((m,), best // (n_bins - 1)), jnp.full((m,), best % (n_bins - 1))
     # a node not listed (empty) does not split
     best, top = _best_splits(G, H, l2, min_child_weight, features)
@@ -304,10 +306,10 @@ def _partition(lists: _Lists, right: Array) -> _Lists:
 
 
 def _gains(G: Array, H: Array, l2, min_child_weight) -> Array:
-    """``(m, d, n_bins − 1)`` gain of each split of each node."""
-    # Bins first, so the scans take whole (m, d) slices; one transpose back at the end.
-    (GL, GR, Gt), (HL, HR, Ht) = (_split_sums(jnp.moveaxis(A, -1, 0)) for A in (G, H))  # bins ≤ k go left
-    return jnp.moveaxis(_split_gain(GL, HL, GR, HR, Gt[None], Ht[None], l2, min_child_weight), 0, -1)
+    """``(n_bins − 1, d, m)`` gain of each split (bins ≤ k go left) of each feature and node, from ``(n_bins, d,
+    m)`` sums."""
+    (GL, GR, Gt), (HL, HR, Ht) = (_split_sums(A) for A in (G, H))
+    return _split_gain(GL, HL, GR, HR, Gt[None], Ht[None], l2, min_child_weight)
 
 
 def _split_gain(GL: Array, HL: Array, GR: Array, HR: Array, Gt: Array, Ht: Array, l2, min_child_weight) -> Array:
@@ -320,17 +322,18 @@ def _split_gain(GL: Array, HL: Array, GR: Array, HR: Array, Gt: Array, Ht: Array
 
 
 def _best_splits(G: Array, H: Array, l2, min_child_weight, features: Array | None) -> tuple[Array, Array]:
-    """Each node's best split (flat index feature · (n_bins − 1) + threshold) and its gain; with ``features
-    (m, k)`` (ascending), among those features only, whose histograms alone are scanned."""
-    if features is not None:
-        G, H = (jnp.take_along_axis(A, features[:, :, None], axis=1) for A in (G, H))
-    flat = _gains(G, H, l2, min_child_weight).reshape(G.shape[0], -1)
-    i = _first_argmax(flat)
-    top = jnp.take_along_axis(flat, i[:, None], axis=1)[:, 0]
-    if features is not None:
-        B = G.shape[-1] - 1
-        i = jnp.take_along_axis(features, (i // B)[:, None], axis=1)[:, 0] * B + i % B
-    return i, top
+    """Each node's best split (flat index feature · (n_bins − 1) + threshold; ties to the smallest) and its gain,
+    from ``(n_bins, d, m)`` sums; with ``features (m, k)`` (ascending), among those features only, whose
+    histograms alone are scanned."""
+    B1 = G.shape[0] - 1
+    if features is None:
+        flat = jnp.arange(G.shape[1])[None, :, None] * B1 + jnp.arange(B1)[:, None, None]  # (B1, d, 1)
+    else:
+        G, H = (jnp.take_along_axis(A, features.T[None], axis=1) for A in (G, H))
+        flat = features.T[None] * B1 + jnp.arange(B1)[:, None, None]  # (B1, k, m)
+    gain = _gains(G, H, l2, min_child_weight)
+    top = jnp.max(gain, axis=(0, 1), keepdims=True)  # max and min are exact: the same in any order of reduction
+    return jnp.min(jnp.where(gain == top, flat, jnp.iinfo(flat.dtype).max), axis=(0, 1)), top[0, 0]
 
 
 def _ordered_sum(v: Array) -> Array:
