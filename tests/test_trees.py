@@ -152,6 +152,25 @@ def test_split_sums_and_first_argmax_equal_cumulative_sums_and_argmax():
     np.testing.assert_array_equal(_first_argmax(jnp.asarray(x)), np.argmax(x, axis=1))
 
 
+def test_each_nodes_best_split_is_numpys_first_argmax_over_features_then_thresholds():
+    """``_best_splits`` on bins-first histograms picks, per node, the split numpy's argmax picks over the node's
+    gains laid out feature by feature (threshold within feature): on exact ties (a feature's histogram copied
+    into another, a node with no valid split) the smallest feature, then the smallest threshold."""
+    from mrjax.learners._trees import _best_splits, _gains
+
+    rng = np.random.default_rng(1)
+    G = rng.normal(size=(16, 5, 6)).astype(np.float32)  # bins, features, nodes
+    H = rng.uniform(0.5, 2.0, size=(16, 5, 6)).astype(np.float32)
+    G[:, 3], H[:, 3] = G[:, 1], H[:, 1]  # feature 3 ties feature 1 everywhere
+    H[:, :, 5] = 0.01  # node 5: every child lighter than min_child_weight, all gains 0
+    i, top = _best_splits(jnp.asarray(G), jnp.asarray(H), 0.1, 1.0, None)
+    gains = np.asarray(_gains(jnp.asarray(G), jnp.asarray(H), 0.1, 1.0)).transpose(2, 1, 0).reshape(6, -1)
+    np.testing.assert_array_equal(i, gains.argmax(1))
+    np.testing.assert_array_equal(top, gains.max(1))
+    assert int(i[5]) == 0 and float(top[5]) == 0.0
+    assert np.sum(np.asarray(i) // 15 == 1) >= 2 and np.all(np.asarray(i) // 15 != 3)  # the tie goes to feature 1
+
+
 def test_forest_nodes_are_offered_exactly_max_features_features():
     """``max_features`` draws k features per node: each mask holds exactly k, and with one feature of five
     offered, the roots of 60 trees split on the one informative feature about a fifth of the time (bounds:
