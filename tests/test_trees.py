@@ -120,8 +120,8 @@ def test_one_hot_histograms_equal_the_segment_sums():
     e = quantile_edges(X, jnp.ones(500), 16)
     node = jax.random.randint(jax.random.key(0), (500,), 0, 4)
     h = jax.random.uniform(jax.random.key(1), (500,))
-    scatter = _sums(_binned(X, e, 16, scatter=True), node, y, h, 4, 16)
-    product = _sums(_binned(X, e, 16, scatter=False), node, y, h, 4, 16)
+    scatter = _sums(_binned(X, e, scatter=True), node, y, h, 4, 16)
+    product = _sums(_binned(X, e, scatter=False), node, y, h, 4, 16)
     for a, b in zip(scatter, product):
         assert a.shape == (16, 6, 4)  # bins, features, nodes
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
@@ -217,7 +217,7 @@ def test_deep_levels_on_few_rows_split_as_the_full_node_search_does():
     pad = jnp.zeros((200,), jnp.float32)
     Xp = jnp.concatenate([X, jnp.zeros((200, 4), jnp.float32)])
     # (the histogram search throughout: the next test checks the other; jitted, as op-by-op it took 20 s)
-    grow = jax.jit(lambda X, g, h: _grow(_binned(X, e, 16), g, h, 8, 16, 0.01, 1.0, oblivious=False, sorted_from=8))
+    grow = jax.jit(lambda X, g, h: _grow(_binned(X, e), g, h, 8, 16, 0.01, 1.0, oblivious=False, sorted_from=8))
     few = grow(X, g, h)
     many = grow(Xp, jnp.concatenate([g, pad]), jnp.concatenate([h, pad]))
     occupied = np.zeros(255, bool)  # the padding rows sit in nodes of their own; compare the real rows' nodes
@@ -246,7 +246,7 @@ def test_the_sorted_search_finds_the_splits_the_histograms_find(max_features):
     X = X.at[:, 4:].set(jnp.round(X[:, 4:]))  # few distinct values
     n, d, B, level = 240, 6, 16, 4
     e = quantile_edges(X, jnp.ones(n), B)
-    b = _binned(X, e, B, scatter=True)
+    b = _binned(X, e, scatter=True)
     h = jax.random.poisson(jax.random.key(5), 1.0, (n,)).astype(jnp.float32)
     g = -h * (y - jnp.sum(h * y) / jnp.sum(h))
     k = max(1, round(max_features * d))

@@ -72,12 +72,12 @@ class _Binned(NamedTuple):
     cell: Array | None  # (n·d,) bin·d + feature, for a segment sum (CPU); None: one-hot products
 
 
-def _binned(X: Array, edges: Array, n_bins: int, scatter: bool | None = None) -> _Binned:
+def _binned(X: Array, edges: Array, scatter: bool | None = None) -> _Binned:
     """``scatter`` (default: on CPU) sums histograms by segment sum, else by products with one-hot bins."""
-    return _cells(bin_features(edges, X), n_bins, jax.default_backend() == "cpu" if scatter is None else scatter)
+    return _cells(bin_features(edges, X), jax.default_backend() == "cpu" if scatter is None else scatter)
 
 
-def _cells(bins: Array, n_bins: int, scatter: bool) -> _Binned:
+def _cells(bins: Array, scatter: bool) -> _Binned:
     if not scatter:
         return _Binned(bins, None)
     return _Binned(bins, (bins * bins.shape[1] + jnp.arange(bins.shape[1])[None, :]).reshape(-1))
@@ -370,9 +370,9 @@ def _goes_right(bins: Array, feature: Array, threshold: Array, node: Array) -> A
     return (jnp.take_along_axis(bins, f[:, None], axis=1)[:, 0] > threshold[node]).astype(jnp.int32)
 
 
-def _window(b: _Binned, rows: Array, n_bins: int) -> _Binned:
+def _window(b: _Binned, rows: Array) -> _Binned:
     """The binned training rows ``rows`` only."""
-    return _cells(b.bins[rows], n_bins, b.cell is not None)
+    return _cells(b.bins[rows], b.cell is not None)
 
 
 def _leaf_of(bins: Array, feature: Array, threshold: Array) -> Array:
@@ -467,7 +467,7 @@ class GradientBoostedTrees:
             edges = quantile_edges(X[first], weight[first] * mask, self.n_bins)
         else:
             edges = quantile_edges(X, weight, self.n_bins)
-        b = _binned(X, edges, self.n_bins)
+        b = _binned(X, edges)
         mean = _ordered_sum(weight * y) / jnp.maximum(_ordered_sum(weight), 1e-12)
         classify = self.task == "classification"
         if classify:
@@ -484,7 +484,7 @@ class GradientBoostedTrees:
                 g, h = weight * (f - y), weight
             if windowed:
                 rows, _ = window(order, count, t, self.split_rows)
-                feature, threshold, _ = _grow(_window(b, rows, self.n_bins), g[rows] * mask, h[rows] * mask,
+                feature, threshold, _ = _grow(_window(b, rows), g[rows] * mask, h[rows] * mask,
                                               self.depth, self.n_bins, l2, mcw)
                 node = _leaf_of(b.bins, feature, threshold)
             else:
@@ -541,7 +541,7 @@ class RandomForest:
         l2, mcw = hyper["l2"], hyper["min_child_weight"]
         n, d = X.shape
         edges = quantile_edges(X, weight, self.n_bins)
-        b = _binned(X, edges, self.n_bins)
+        b = _binned(X, edges)
         k = max(1, int(round(self.max_features * d)))
         leaves = 2 ** self.depth
 
