@@ -28,7 +28,8 @@ from mrjax.inference._value import policy_value_draws
 from mrjax._hyper import structure
 from mrjax.learners._auto import CLASSIFIERS, REGRESSORS, Auto, named
 from mrjax.learners._base import Learner
-from mrjax.learners._linear import RandomFeatureRidge
+from mrjax.learners._features import RandomFourier
+from mrjax.learners._linear import RandomFeatureRidge, Ridge
 from mrjax.learners._relevance import FeatureRelevance
 from mrjax.router._cv import CrossValidatedWeight
 from mrjax.router._fit import RouterConfig, fit_router, predict_quality, predict_router_bias
@@ -40,16 +41,24 @@ from mrjax.router._tradeoff import (
 )
 
 
-def _learner_name(learner, used: dict) -> str:
-    """A learner's class name; for ``Auto``, ``"Auto → <chosen>"``."""
-    if isinstance(learner, Auto) and "choice" in used:
-        return f"Auto → {type(learner.candidates[int(np.asarray(used['choice']))]).__name__}"
+def _name(learner) -> str:
+    """A learner's public name: its class's, except that a ridge on random Fourier features is the
+    ``RandomFeatureRidge`` users build, so that it is not read as the linear ``Ridge``."""
+    if isinstance(learner, Ridge) and isinstance(learner.features, RandomFourier):
+        return "RandomFeatureRidge"
     return type(learner).__name__
 
 
+def _learner_name(learner, used: dict) -> str:
+    """A learner's name; for ``Auto``, ``"Auto → <chosen>"``."""
+    if isinstance(learner, Auto) and "choice" in used:
+        return f"Auto → {_name(learner.candidates[int(np.asarray(used['choice']))])}"
+    return _name(learner)
+
+
 def _losses(learner, used: dict) -> str:
-    """Each ``Auto`` candidate's cross-validated loss, by class name."""
-    return ", ".join(f"{type(c).__name__} {float(v):.4g}" for c, v in zip(learner.candidates, np.asarray(used["cv_loss"])))
+    """Each ``Auto`` candidate's cross-validated loss, by name."""
+    return ", ".join(f"{_name(c)} {float(v):.4g}" for c, v in zip(learner.candidates, np.asarray(used["cv_loss"])))
 
 
 _fit_jit = jax.jit(fit_router, static_argnames=("config",))
