@@ -39,10 +39,17 @@ FIT = ["--feature-prefix", "pc_", "--label", "score", "--gold-value", "expert", 
 def test_fit_route_evaluate_round_trip(tmp_path, capsys):
     paths, train, queries = _tables(tmp_path)
     router_dir = str(tmp_path / "router")
-    assert main(["fit", paths["train"], "-o", router_dir, *FIT, "--keep-data"]) == 0
+    capsys.readouterr()
+    assert main(["fit", paths["train"], "-o", router_dir, *FIT[:-1], "--keep-data"]) == 0  # not quiet: the summary
     router = MetaRouter.load(router_dir)
     assert router.feature_names_in_ == [f"pc_{i}" for i in range(4)]
-    assert router.summary().loc["gold rows", "value"] == 150
+    summary = router.summary()["value"]
+    assert summary["gold rows"] == 150
+    # every summary row printed, numbers to six significant digits (a small gradient norm is not rounded to 0.0)
+    printed = dict(line.rsplit(None, 1) for line in capsys.readouterr().out.splitlines()[1:len(summary) + 1])
+    norm = summary["propensity gradient norm"]
+    assert 0 < norm < 1e-4 and printed["propensity gradient norm"] == f"{norm:.6g}"
+    assert printed["gold rows"] == "150" and len(printed) == len(summary)
 
     out = str(tmp_path / "routed.csv")
     assert main(["route", router_dir, paths["queries"], "-o", out, "--id-column", "id", "--target-share", "0.3",

@@ -207,6 +207,14 @@ def _destination(out, overwrite):
         raise UsageError(str(err).replace("--out", "-o")) from None
 
 
+def _value_text(value) -> str:
+    """A summary value as printed: numbers to six significant digits (pandas rounds a float in an object
+    column to its display precision, so a gradient norm of 1e-7 read as 0.0)."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
 def fit(args) -> int:
     from mrjax.api import MetaRouter
     from mrjax.data._dataset import from_dataframe
@@ -255,7 +263,7 @@ def fit(args) -> int:
     router.feature_names_in_ = cols
     router.save(args.out, keep_data=args.keep_data, overwrite=args.overwrite, metadata=metadata)
     if not args.quiet:
-        print(router.summary().to_string())
+        print(router.summary().to_string(formatters={"value": _value_text}))
         for w in caught:
             print(f"mrjax: warning: {w.message}")
         print(f"saved the router to {args.out}" + (" (with its training data)" if args.keep_data else ""))
