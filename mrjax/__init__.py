@@ -2,7 +2,9 @@
 from mrjax import cate, data, learners, nuisance, router
 from mrjax.cate import DRLearner, RLearner, SLearner, TLearner, XLearner, authors_cate, fit_cate, predict_bias
 from mrjax.data import Dataset, from_arrays, from_dataframe, from_sources, normalize_scale
-from mrjax.learners import MLP, Logistic, RandomFeatureRidge, RandomFourier, Ridge
+from mrjax.learners import (
+    MLP, Auto, GradientBoostedTrees, Logistic, RandomFeatureRidge, RandomForest, RandomFourier, RelevanceRidge, Ridge,
+)
 from mrjax.router import (
     CrossValidatedWeight, Golden, Meta, MeanShift, Pooled, Preference, AllGolden, RouterConfig, default_hyper, fit_router,
     predict_quality, route,
@@ -16,7 +18,8 @@ __all__ = [
     "cate", "data", "learners", "nuisance", "router",
     "DRLearner", "RLearner", "SLearner", "TLearner", "XLearner", "authors_cate", "fit_cate", "predict_bias",
     "Dataset", "from_arrays", "from_dataframe", "from_sources", "normalize_scale",
-    "MLP", "Logistic", "RandomFeatureRidge", "RandomFourier", "Ridge",
+    "MLP", "Auto", "GradientBoostedTrees", "Logistic", "RandomFeatureRidge", "RandomForest", "RandomFourier",
+    "RelevanceRidge", "Ridge",
     "AllGolden", "CrossValidatedWeight", "Golden", "Meta", "MeanShift", "Pooled", "Preference",
     "RouterConfig", "default_hyper", "fit_router", "predict_quality", "route",
     "MetaRouter", "MultiRouter",

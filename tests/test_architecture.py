@@ -50,6 +50,10 @@ def test_every_module_is_in_a_layer_and_the_facade_is_exported():
     import mrjax
 
     assert mrjax.MetaRouter.__module__ == "mrjax.api" and "MetaRouter" in mrjax.__all__
+    # every learner a user names in MetaRouter(learner=…) is importable from the root as from mrjax.learners
+    for name in ("Ridge", "RandomFeatureRidge", "RelevanceRidge", "GradientBoostedTrees", "RandomForest", "Logistic",
+                 "MLP", "Auto"):
+        assert name in mrjax.__all__ and getattr(mrjax, name) is getattr(mrjax.learners, name), name
 
 
 def test_one_table_of_methods_and_learners():
