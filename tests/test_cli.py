@@ -40,7 +40,8 @@ def test_fit_route_evaluate_round_trip(tmp_path, capsys):
     paths, train, queries = _tables(tmp_path)
     router_dir = str(tmp_path / "router")
     capsys.readouterr()
-    assert main(["fit", paths["train"], "-o", router_dir, *FIT[:-1], "--keep-data"]) == 0  # not quiet: the summary
+    loud = [a for a in FIT if a != "--quiet"]  # the summary printed
+    assert main(["fit", paths["train"], "-o", router_dir, *loud, "--keep-data"]) == 0
     router = MetaRouter.load(router_dir)
     assert router.feature_names_in_ == [f"pc_{i}" for i in range(4)]
     summary = router.summary()["value"]
